@@ -1,0 +1,27 @@
+"""What an executor is given: where to connect, as whom, and what to run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Connection:
+    host: str
+    port: int
+    database: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    statement_timeout_s: int = 60
+    max_rows: int = 100_000
+    connect_timeout_s: int = 10
+
+
+@dataclass(frozen=True)
+class Job:
+    request_uuid: str
+    submission_type: str  # query | script
+    content: str
+    out_dir: Path  # where the executor writes the full result file
+    read_only: bool = False  # the analysis found only reads: run in a READ ONLY transaction

@@ -1,0 +1,236 @@
+"""SQLAlchemy 2.0 typed models of the portal database (the seed's five tables and the bot's own)."""
+
+from __future__ import annotations
+
+import uuid as uuid_mod
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ROLES = ("developer", "manager", "admin")
+STATUSES = ("pending", "approved", "rejected", "executing", "completed", "failed")
+DATABASE_TYPES = ("postgresql", "mongodb")
+SUBMISSION_TYPES = ("query", "script")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """`timestamp with time zone` that always reads back as an aware UTC datetime.
+
+    SQLite stores no zone, so values are normalised to UTC on the way in and tagged on the way out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a timestamp with time zone column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, server_default=func.current_timestamp()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime,
+        nullable=False,
+        default=utcnow,
+        onupdate=utcnow,
+        server_default=func.current_timestamp(),
+    )
+
+
+class User(TimestampMixin, Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),)
+
+    id: Mapped[uuid_mod.UUID] = mapped_column(Uuid, primary_key=True, default=uuid_mod.uuid4)
+    email: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    role: Mapped[str] = mapped_column(String(20), nullable=False, default="developer")
+    pod_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    slack_user_id: Mapped[str | None] = mapped_column(String(50), unique=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+
+
+class QueryRequest(TimestampMixin, Base):
+    __tablename__ = "query_requests"
+    __table_args__ = (
+        CheckConstraint(_in("status", STATUSES), name="status"),
+        CheckConstraint(_in("database_type", DATABASE_TYPES), name="database_type"),
+        CheckConstraint(_in("submission_type", SUBMISSION_TYPES), name="submission_type"),
+        CheckConstraint(
+            "(submission_type = 'query' AND query_content IS NOT NULL)"
+            " OR (submission_type = 'script' AND script_content IS NOT NULL)",
+            name="content_matches_type",
+        ),
+        Index("ix_query_requests_pod_id_status", "pod_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[uuid_mod.UUID] = mapped_column(
+        Uuid, nullable=False, unique=True, default=uuid_mod.uuid4
+    )
+    user_id: Mapped[uuid_mod.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    database_type: Mapped[str] = mapped_column(String(20), nullable=False)
+    instance_id: Mapped[str] = mapped_column(String(100), nullable=False)
+    instance_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    database_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    submission_type: Mapped[str] = mapped_column(String(20), nullable=False)
+    query_content: Mapped[str | None] = mapped_column(Text)
+    script_filename: Mapped[str | None] = mapped_column(String(255))
+    script_content: Mapped[str | None] = mapped_column(Text)
+    comments: Mapped[str | None] = mapped_column(Text)
+    pod_id: Mapped[str] = mapped_column(String(100), nullable=False)
+    pod_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default="pending", index=True)
+    approver_id: Mapped[uuid_mod.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rejected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rejection_reason: Mapped[str | None] = mapped_column(Text)
+    execution_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    executed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    execution_result: Mapped[str | None] = mapped_column(Text)
+    execution_error: Mapped[str | None] = mapped_column(Text)
+
+
+class RefreshToken(Base):
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[uuid_mod.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    is_revoked: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, server_default=func.current_timestamp()
+    )
+
+
+class AccessTokenBlacklist(Base):
+    __tablename__ = "access_token_blacklist"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_jti: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+    user_id: Mapped[uuid_mod.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE")
+    )
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, server_default=func.current_timestamp()
+    )
+
+
+class UserTokenInvalidation(Base):
+    __tablename__ = "user_token_invalidation"
+
+    user_id: Mapped[uuid_mod.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    invalidated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, server_default=func.current_timestamp()
+    )
+
+
+# --- Beyond the seed: what the Slack side and the worker need to survive a restart -------
+
+
+class SlackMessage(Base):
+    """A message posted about a request and updated later: the requester's card, approval DMs."""
+
+    __tablename__ = "slack_messages"
+    __table_args__ = (
+        CheckConstraint("purpose IN ('card', 'approval')", name="purpose"),
+        UniqueConstraint("request_id", "purpose", "channel_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("query_requests.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    purpose: Mapped[str] = mapped_column(String(20), nullable=False)
+    slack_user_id: Mapped[str | None] = mapped_column(String(50))
+    channel_id: Mapped[str] = mapped_column(String(50), nullable=False)
+    message_ts: Mapped[str] = mapped_column(String(50), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, server_default=func.current_timestamp()
+    )
+
+
+class OutcomeDelivery(Base):
+    """Whether a request's outcome reached the requester; a failed post is retried from here."""
+
+    __tablename__ = "outcome_deliveries"
+
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("query_requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    result_file: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, server_default=func.current_timestamp()
+    )
+
+
+class ApprovalReminder(Base):
+    """When approvers were last reminded of a pending request, and when admins were told."""
+
+    __tablename__ = "approval_reminders"
+
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("query_requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,56 @@
+"""Engine and session factory for the portal database."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.errors import ConfigError
+
+
+def normalise_url(url: str) -> str:
+    """Use psycopg 3 for plain postgresql:// URLs (SQLAlchemy's default driver is psycopg2)."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    try:
+        parsed = make_url(normalise_url(url))
+    except ArgumentError:
+        raise ConfigError(
+            "DBQUERY_DATABASE_URL is not a valid SQLAlchemy URL "
+            "(e.g. sqlite:///dbquery.sqlite3 or postgresql+psycopg://user@host/db)"
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(
+            parsed, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin_immediate)
+        return engine
+    if parsed.get_backend_name() != "postgresql":
+        raise ConfigError("DBQUERY_DATABASE_URL must be a PostgreSQL or SQLite URL")
+    return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    # pysqlite's own transaction handling is turned off so that BEGIN IMMEDIATE below takes the
+    # write lock at the start: two workers then serialise instead of failing on upgrade.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_begin_immediate(conn) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
