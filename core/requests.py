@@ -1,0 +1,380 @@
+"""The request service: every call is one transaction and every status change one atomic write."""
+
+from __future__ import annotations
+
+import uuid as uuid_mod
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.catalogue import Catalogue
+from core.errors import InvalidSubmission, InvalidTransition, NotAllowed, NotFound, NotRegistered
+from core.lifecycle import Role, Status, SubmissionType, is_legal, why_cannot_decide
+from core.records import RequestRecord, UserRecord
+from db import repository as repo
+from db.models import QueryRequest, utcnow
+
+QUERY_MAX_BYTES = 100 * 1024
+SCRIPT_MAX_BYTES = 1024 * 1024
+COMMENTS_MAX_CHARS = 3_000
+REASON_MAX_CHARS = 3_000
+INTERRUPTED = "interrupted: the worker stopped while this request was executing; it was not re-run"
+
+
+@dataclass(frozen=True)
+class Submission:
+    target: str  # "<instance_id>/<database>"
+    submission_type: str  # query | script
+    query: str | None = None
+    script_filename: str | None = None
+    script_content: str | None = None
+    comments: str | None = None
+
+
+def _record(row) -> RequestRecord:
+    request, requester, approver = row
+    return RequestRecord.of(request, requester, approver)
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+class RequestService:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        catalogue: Catalogue,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.sessions = sessions
+        self.catalogue = catalogue
+        self.clock = clock
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def get(self, request_uuid: uuid_mod.UUID | str) -> RequestRecord:
+        with self.sessions() as session:
+            return self._load(session, _as_uuid(request_uuid))
+
+    def get_by_id(self, request_id: int) -> RequestRecord:
+        with self.sessions() as session:
+            row = repo.request_by_id_with_people(session, request_id)
+            if row is None:
+                raise NotFound(f"request #{request_id} does not exist")
+            return _record(row)
+
+    def find(self, text: str) -> RequestRecord:
+        """A request by its uuid or a unique prefix of it (at least 4 characters)."""
+        text = text.strip().lower()
+        if len(text) < 4 or any(c not in "0123456789abcdef-" for c in text):
+            raise NotFound(f"{text!r} is not a request id (give its uuid or first 8 characters)")
+        with self.sessions() as session:
+            rows = repo.requests_by_uuid_prefix(session, text)
+        if not rows:
+            raise NotFound(f"no request starts with {text!r}")
+        if len(rows) > 1:
+            raise NotFound(f"{text!r} matches more than one request; give more characters")
+        return _record(rows[0])
+
+    def recent(
+        self,
+        *,
+        user_id: uuid_mod.UUID | None = None,
+        status: str | None = None,
+        limit: int = 20,
+    ) -> list[RequestRecord]:
+        if status is not None and status not in set(Status):
+            raise InvalidSubmission("status", f"unknown status {status!r}")
+        with self.sessions() as session:
+            rows = repo.recent_requests(session, user_id=user_id, status=status, limit=limit)
+            return [_record(r) for r in rows]
+
+    def pending_for(self, decider: UserRecord, limit: int = 20) -> list[RequestRecord]:
+        """Requests waiting for this person's decision (none for developers)."""
+        if not decider.is_active or decider.role == Role.DEVELOPER:
+            return []
+        with self.sessions() as session:
+            rows = repo.pending_for_decider(
+                session,
+                pod_id=decider.pod_id,
+                is_admin=decider.role == Role.ADMIN,
+                exclude_user=decider.id,
+                limit=limit,
+            )
+            return [_record(r) for r in rows]
+
+    def approvers_for(self, request: RequestRecord) -> list[UserRecord]:
+        """Active managers of the request's pod, or the admins when the pod has none."""
+        with self.sessions() as session:
+            people = repo.active_managers_of_pod(session, request.pod_id) or repo.active_admins(
+                session
+            )
+            return [UserRecord.of(u) for u in people if u.id != request.requester.id]
+
+    def admins(self) -> list[UserRecord]:
+        with self.sessions() as session:
+            return [UserRecord.of(u) for u in repo.active_admins(session)]
+
+    def counts_by_status(self) -> dict[str, int]:
+        with self.sessions() as session:
+            return repo.count_by_status(session)
+
+    # --- submit ------------------------------------------------------------------------------
+
+    def submit(self, requester_id: uuid_mod.UUID, submission: Submission):
+        """Validate and store a new pending request. Returns (record, analysis)."""
+        from core.analysis import AnalysisError, analyse
+
+        instance, database = self._resolve_target(submission.target)
+        content, field = self._content_of(submission)
+        comments = (submission.comments or "").strip() or None
+        if comments and len(comments) > COMMENTS_MAX_CHARS:
+            raise InvalidSubmission(
+                "comments", f"comments are limited to {COMMENTS_MAX_CHARS:,} characters"
+            )
+        try:
+            analysis = analyse(instance.type.value, content, submission.submission_type)
+        except AnalysisError as exc:
+            raise InvalidSubmission(field, str(exc)) from None
+
+        with self.sessions.begin() as session:
+            user = repo.user_by_id(session, requester_id)
+            if user is None or not user.is_active:
+                raise NotRegistered("you are not an active dbquery user; ask an admin to add you")
+            if not user.pod_id:
+                raise NotAllowed("you belong to no pod; ask an admin to set your pod")
+            pod = self.catalogue.pod(user.pod_id)
+            row = QueryRequest(
+                uuid=uuid_mod.uuid4(),
+                user_id=user.id,
+                database_type=instance.type.value,
+                instance_id=instance.id,
+                instance_name=instance.name,
+                database_name=database,
+                submission_type=submission.submission_type,
+                query_content=content if field == "query" else None,
+                script_filename=submission.script_filename if field == "script" else None,
+                script_content=content if field == "script" else None,
+                comments=comments,
+                pod_id=user.pod_id,
+                pod_name=pod.name if pod else user.pod_id,
+                status=Status.PENDING,
+            )
+            session.add(row)
+            session.flush()
+            return RequestRecord.of(row, user, None), analysis
+
+    def _resolve_target(self, target: str):
+        instance_id, sep, database = (target or "").partition("/")
+        instance = self.catalogue.instance(instance_id) if sep else None
+        if instance is None or database not in instance.databases:
+            raise InvalidSubmission("target", f"unknown target {target!r}; pick one from the list")
+        return instance, database
+
+    @staticmethod
+    def _content_of(submission: Submission) -> tuple[str, str]:
+        if submission.submission_type == SubmissionType.QUERY:
+            text = (submission.query or "").strip()
+            if not text:
+                raise InvalidSubmission("query", "enter a query to run")
+            if _size(text) > QUERY_MAX_BYTES:
+                raise InvalidSubmission(
+                    "query", "the query is over 100 KB; attach it as a script instead"
+                )
+            return text, "query"
+        if submission.submission_type == SubmissionType.SCRIPT:
+            if not submission.script_filename or submission.script_content is None:
+                raise InvalidSubmission("script", "attach a script file (.sql, .js or .txt)")
+            if _size(submission.script_content) > SCRIPT_MAX_BYTES:
+                raise InvalidSubmission("script", "the script is over 1 MB")
+            if not submission.script_content.strip():
+                raise InvalidSubmission("script", "the script file is empty")
+            return submission.script_content, "script"
+        raise InvalidSubmission("submission_type", "choose a query or a script")
+
+    # --- decisions ---------------------------------------------------------------------------
+
+    def approve(self, request_uuid: uuid_mod.UUID | str, decider_id: uuid_mod.UUID):
+        return self._decide(request_uuid, decider_id, Status.APPROVED, None)
+
+    def reject(self, request_uuid: uuid_mod.UUID | str, decider_id: uuid_mod.UUID, reason: str):
+        reason = (reason or "").strip()
+        if not reason:
+            raise InvalidSubmission("reason", "give a reason for the rejection")
+        if len(reason) > REASON_MAX_CHARS:
+            raise InvalidSubmission(
+                "reason", f"the reason is limited to {REASON_MAX_CHARS:,} characters"
+            )
+        return self._decide(request_uuid, decider_id, Status.REJECTED, reason)
+
+    def check_may_decide(self, request_uuid: uuid_mod.UUID | str, decider_id: uuid_mod.UUID):
+        """Raise NotAllowed/InvalidTransition now (e.g. before opening the reject modal)."""
+        with self.sessions() as session:
+            request = self._load(session, _as_uuid(request_uuid))
+            self._authorise(session, request, decider_id)
+            if request.status != Status.PENDING:
+                raise _already_decided(request)
+            return request
+
+    def _decide(self, request_uuid, decider_id, to_status: Status, reason: str | None):
+        with self.sessions.begin() as session:
+            request = self._load(session, _as_uuid(request_uuid))
+            self._authorise(session, request, decider_id)
+            now = self.clock()
+            values = {"approver_id": decider_id, "updated_at": now}
+            if to_status == Status.APPROVED:
+                values["approved_at"] = now
+            else:
+                values.update(rejected_at=now, rejection_reason=reason)
+            if not repo.transition(session, request.id, Status.PENDING, to_status, **values):
+                session.rollback()
+                raise _already_decided(self._load(session, request.uuid))
+            if to_status == Status.REJECTED:
+                repo.add_outcome_delivery(session, request.id, None)
+            return _record(repo.request_by_id_with_people(session, request.id))
+
+    def _authorise(self, session: Session, request: RequestRecord, decider_id) -> None:
+        decider = repo.user_by_id(session, decider_id)
+        if decider is None:
+            raise NotRegistered("you are not a dbquery user")
+        reason = why_cannot_decide(
+            decider_id=decider.id,
+            decider_role=decider.role,
+            decider_pod=decider.pod_id,
+            decider_active=decider.is_active,
+            requester_id=request.requester.id,
+            request_pod=request.pod_id,
+        )
+        if reason:
+            raise NotAllowed(f"You can't decide this request: {reason}.")
+
+    # --- execution ---------------------------------------------------------------------------
+
+    def claim_next_approved(self) -> RequestRecord | None:
+        """Move the oldest approved request to executing; None when there is nothing to claim."""
+        for _ in range(20):
+            with self.sessions.begin() as session:
+                request_id = repo.next_approved_id(session)
+                if request_id is None:
+                    return None
+                now = self.clock()
+                if repo.transition(
+                    session,
+                    request_id,
+                    Status.APPROVED,
+                    Status.EXECUTING,
+                    execution_started_at=now,
+                    updated_at=now,
+                ):
+                    return _record(repo.request_by_id_with_people(session, request_id))
+        return None
+
+    def claim(self, request_uuid: uuid_mod.UUID | str) -> RequestRecord:
+        return self._move(request_uuid, Status.EXECUTING, execution_started_at=self.clock())
+
+    def finish(
+        self,
+        request_id: int,
+        *,
+        result_json: str | None = None,
+        error: str | None = None,
+        result_file: str | None = None,
+    ) -> RequestRecord:
+        """executing -> completed (with the result summary) or failed (with the error)."""
+        with self.sessions.begin() as session:
+            now = self.clock()
+            to_status = Status.FAILED if error is not None else Status.COMPLETED
+            if not repo.transition(
+                session,
+                request_id,
+                Status.EXECUTING,
+                to_status,
+                execution_result=result_json,
+                execution_error=error,
+                executed_at=now,
+                updated_at=now,
+            ):
+                row = repo.request_by_id_with_people(session, request_id)
+                if row is None:
+                    raise NotFound(f"request #{request_id} does not exist")
+                raise InvalidTransition(
+                    f"request {row[0].uuid} is {row[0].status}, not executing", row[0].status
+                )
+            repo.add_outcome_delivery(session, request_id, result_file)
+            return _record(repo.request_by_id_with_people(session, request_id))
+
+    def recover_interrupted(self) -> list[RequestRecord]:
+        """Fail what a crash left executing. Never re-run: a write could apply twice."""
+        recovered = []
+        with self.sessions() as session:
+            ids = list(repo.executing_ids(session))
+        for request_id in ids:
+            try:
+                recovered.append(self.finish(request_id, error=INTERRUPTED))
+            except InvalidTransition:
+                continue
+        return recovered
+
+    def transition(self, request_uuid, to_status: str, **values) -> RequestRecord:
+        """A raw lifecycle step (used by tests and the CLI): legal steps only, atomically."""
+        return self._move(request_uuid, Status(to_status), **values)
+
+    def _move(self, request_uuid, to_status: Status, **values) -> RequestRecord:
+        with self.sessions.begin() as session:
+            request = self._load(session, _as_uuid(request_uuid))
+            if not is_legal(request.status, to_status):
+                raise InvalidTransition(
+                    f"a {request.status} request cannot become {to_status}", request.status
+                )
+            values.setdefault("updated_at", self.clock())
+            if not repo.transition(session, request.id, request.status, to_status, **values):
+                current = self._load(session, request.uuid)
+                raise InvalidTransition(
+                    f"request {request.uuid} changed to {current.status} meanwhile", current.status
+                )
+            if to_status in (Status.REJECTED, Status.COMPLETED, Status.FAILED):
+                repo.add_outcome_delivery(session, request.id, None)
+            return _record(repo.request_by_id_with_people(session, request.id))
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _load(self, session: Session, request_uuid: uuid_mod.UUID) -> RequestRecord:
+        row = repo.request_with_people(session, request_uuid)
+        if row is None:
+            raise NotFound(f"request {request_uuid} does not exist")
+        return _record(row)
+
+    def expire_tokens(self) -> int:
+        with self.sessions.begin() as session:
+            return repo.delete_expired_tokens(session, self.clock())
+
+    def pending_older_than(self, age: timedelta) -> list[RequestRecord]:
+        with self.sessions() as session:
+            return [_record(r) for r in repo.pending_older_than(session, self.clock() - age)]
+
+
+def _already_decided(request: RequestRecord) -> InvalidTransition:
+    who = request.approver.name if request.approver else "someone"
+    if request.status == Status.REJECTED:
+        text = f"Already rejected by {who}"
+    elif request.status == Status.PENDING:
+        text = "The request changed meanwhile; try again"
+    else:
+        when = f" at {request.approved_at:%Y-%m-%d %H:%M} UTC" if request.approved_at else ""
+        text = f"Already approved by {who}{when} (now {request.status})"
+    return InvalidTransition(text, request.status)
+
+
+def _as_uuid(value: uuid_mod.UUID | str) -> uuid_mod.UUID:
+    if isinstance(value, uuid_mod.UUID):
+        return value
+    try:
+        return uuid_mod.UUID(str(value).strip())
+    except ValueError:
+        raise NotFound(f"{value!r} is not a request id") from None
+
+
+__all__ = ["RequestService", "Submission", "INTERRUPTED"]

@@ -1,0 +1,129 @@
+"""Portal users: administration and resolving a Slack user to a portal user."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.catalogue import Catalogue
+from core.errors import InvalidSubmission, NotFound, NotRegistered
+from core.lifecycle import Role
+from core.records import UserRecord
+from db import repository as repo
+from db.models import User
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+class UserService:
+    def __init__(self, sessions: sessionmaker[Session], catalogue: Catalogue) -> None:
+        self.sessions = sessions
+        self.catalogue = catalogue
+
+    def add(
+        self, *, email: str, name: str, role: str, pod: str | None, slack_id: str | None = None
+    ) -> UserRecord:
+        email = email.strip()
+        if not EMAIL.match(email):
+            raise InvalidSubmission("email", f"{email!r} is not an email address")
+        if not name.strip():
+            raise InvalidSubmission("name", "a name is required")
+        if role not in set(Role):
+            raise InvalidSubmission("role", f"role must be one of {', '.join(Role)}")
+        if role != Role.ADMIN and not pod:
+            raise InvalidSubmission("pod", "developers and managers need a pod")
+        if pod and self.catalogue.pod(pod) is None:
+            known = ", ".join(p.id for p in self.catalogue.pods) or "none"
+            raise InvalidSubmission("pod", f"unknown pod {pod!r} (catalogue pods: {known})")
+        self._check_slack_id(slack_id)
+        try:
+            with self.sessions.begin() as session:
+                if repo.user_by_email(session, email) is not None:
+                    raise InvalidSubmission("email", f"a user with email {email} already exists")
+                user = User(
+                    email=email,
+                    name=name.strip(),
+                    role=role,
+                    pod_id=pod or None,
+                    slack_user_id=slack_id or None,
+                )
+                session.add(user)
+                session.flush()
+                return UserRecord.of(user)
+        except IntegrityError:
+            raise InvalidSubmission(
+                "slack_id", f"Slack user {slack_id} is already linked to another user"
+            ) from None
+
+    def list(self) -> list[UserRecord]:
+        with self.sessions() as session:
+            return [UserRecord.of(u) for u in repo.all_users(session)]
+
+    def deactivate(self, email: str) -> UserRecord:
+        with self.sessions.begin() as session:
+            user = self._by_email(session, email)
+            user.is_active = False
+            return UserRecord.of(user)
+
+    def link_slack(self, email: str, slack_id: str) -> UserRecord:
+        self._check_slack_id(slack_id)
+        try:
+            with self.sessions.begin() as session:
+                user = self._by_email(session, email)
+                user.slack_user_id = slack_id
+                session.flush()
+                return UserRecord.of(user)
+        except IntegrityError:
+            raise InvalidSubmission(
+                "slack_id", f"Slack user {slack_id} is already linked to another user"
+            ) from None
+
+    def by_slack_id(self, slack_user_id: str) -> UserRecord | None:
+        with self.sessions() as session:
+            user = repo.user_by_slack_id(session, slack_user_id)
+            return UserRecord.of(user) if user else None
+
+    def resolve_slack_user(
+        self, slack_user_id: str, email_of: Callable[[str], str | None]
+    ) -> UserRecord:
+        """The active portal user behind a Slack user: by stored link, else by profile email.
+
+        `email_of` asks Slack (users.info) and is called only when no link is stored yet.
+        """
+        user = self.by_slack_id(slack_user_id)
+        if user is None:
+            email = email_of(slack_user_id)
+            if email:
+                with self.sessions.begin() as session:
+                    row = repo.user_by_email(session, email)
+                    if row is not None and row.slack_user_id in (None, slack_user_id):
+                        row.slack_user_id = slack_user_id
+                        session.flush()
+                        user = UserRecord.of(row)
+        if user is None:
+            raise NotRegistered(
+                "You are not registered in dbquery. Ask a dbquery admin to add you "
+                "(`dbquery users add --email <your Slack email> ...`)."
+            )
+        if not user.is_active:
+            raise NotRegistered(
+                "Your dbquery account is deactivated. Ask a dbquery admin to reactivate it."
+            )
+        return user
+
+    def _by_email(self, session: Session, email: str) -> User:
+        user = repo.user_by_email(session, email.strip())
+        if user is None:
+            raise NotFound(f"no user with email {email}")
+        return user
+
+    @staticmethod
+    def _check_slack_id(slack_id: str | None) -> None:
+        if slack_id and not SLACK_ID.match(slack_id):
+            raise InvalidSubmission(
+                "slack_id", f"{slack_id!r} is not a Slack user id (like U0123ABCD)"
+            )
