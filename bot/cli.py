@@ -14,11 +14,10 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from core.catalogue import Catalogue, load_catalogue
 from core.errors import DbqueryError
 from core.lifecycle import Role, Status
-from core.requests import RequestService
 from core.settings import SLACK_APP_HELP, Settings, load_settings
-from core.users import UserService
+from core.wiring import build_core
 from db.migrate import current_revision, head_revision, migrate
-from db.session import make_engine, make_session_factory
+from db.session import make_engine
 
 
 class UsageError(DbqueryError):
@@ -27,7 +26,7 @@ class UsageError(DbqueryError):
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse prints usage and exits 2; keep it to one line
-        raise UsageError(f"{message} (see `dbquery {self.prog.split(' ', 1)[-1]} --help`)")
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=settings.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         return COMMANDS[args.command](args, settings) or 0
     except DbqueryError as exc:
         print(f"dbquery: {exc.message}", file=sys.stderr)
@@ -93,12 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _services(settings: Settings, catalogue: Catalogue | None = None):
-    engine = make_engine(settings.database_url)
-    if current_revision(engine) != head_revision():
-        raise DbqueryError("the portal database is not migrated; run `dbquery migrate` first")
-    sessions = make_session_factory(engine)
-    catalogue = catalogue or load_catalogue(settings.config_path)
-    return RequestService(sessions, catalogue), UserService(sessions, catalogue)
+    core = build_core(settings, catalogue)
+    return core.requests, core.users
 
 
 def cmd_migrate(args, settings: Settings) -> int:

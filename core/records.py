@@ -62,7 +62,9 @@ class RequestRecord:
 
     @property
     def content(self) -> str:
-        return (self.query_content if self.submission_type == "query" else self.script_content) or ""
+        return (
+            self.query_content if self.submission_type == "query" else self.script_content
+        ) or ""
 
     @property
     def short_id(self) -> str:

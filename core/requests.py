@@ -351,9 +351,65 @@ class RequestService:
         with self.sessions.begin() as session:
             return repo.delete_expired_tokens(session, self.clock())
 
-    def pending_older_than(self, age: timedelta) -> list[RequestRecord]:
+    def due_reminders(
+        self, remind_after: timedelta, escalate_after: timedelta
+    ) -> list[tuple[RequestRecord, bool]]:
+        """Pending requests whose approvers are due a reminder, each marked as reminded now.
+
+        The bool says whether the admins are due to be told as well (once per request).
+        """
+        now = self.clock()
+        due = []
         with self.sessions() as session:
-            return [_record(r) for r in repo.pending_older_than(session, self.clock() - age)]
+            candidates = [_record(r) for r in repo.pending_older_than(session, now - remind_after)]
+        for request in candidates:
+            with self.sessions.begin() as session:
+                state = repo.reminder_state_for_update(session, request.id)
+                remind = state.reminded_at is None or now - state.reminded_at >= remind_after
+                escalate = state.escalated_at is None and now - request.created_at >= escalate_after
+                if not (remind or escalate):
+                    continue
+                if remind:
+                    state.reminded_at = now
+                if escalate:
+                    state.escalated_at = now
+            due.append((request, escalate))
+        return due
+
+    # --- outcome delivery --------------------------------------------------------------------
+
+    def claim_delivery(self, request_id: int, lease: timedelta) -> tuple[RequestRecord, str | None]:
+        """The request and its result file when this caller may post its outcome now.
+
+        Raises InvalidTransition when it was delivered already or another attempt is under way.
+        """
+        now = self.clock()
+        with self.sessions.begin() as session:
+            if not repo.claim_delivery_attempt(
+                session, request_id, now=now, started_before=now - lease
+            ):
+                raise InvalidTransition("the outcome is delivered or being delivered")
+            delivery = repo.outcome_delivery(session, request_id)
+            record = _record(repo.request_by_id_with_people(session, request_id))
+            return record, delivery.result_file
+
+    def delivery_done(self, request_id: int, error: str | None = None) -> None:
+        with self.sessions.begin() as session:
+            delivery = repo.outcome_delivery(session, request_id)
+            if error is None:
+                delivery.delivered_at = self.clock()
+                delivery.last_error = None
+            else:
+                # attempt_started_at stays: the lease doubles as the wait before the next retry.
+                delivery.last_error = error[:1000]
+
+    def undelivered(self, lease: timedelta, max_attempts: int) -> list[int]:
+        with self.sessions() as session:
+            return list(
+                repo.undelivered_outcomes(
+                    session, max_attempts=max_attempts, started_before=self.clock() - lease
+                )
+            )
 
 
 def _already_decided(request: RequestRecord) -> InvalidTransition:

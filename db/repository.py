@@ -159,17 +159,42 @@ def outcome_delivery(session: Session, request_id: int) -> OutcomeDelivery | Non
     return session.get(OutcomeDelivery, request_id)
 
 
-def undelivered_outcomes(session: Session, max_attempts: int, limit: int = 50) -> Sequence[int]:
+def undelivered_outcomes(
+    session: Session, *, max_attempts: int, started_before: datetime, limit: int = 50
+) -> Sequence[int]:
     return session.scalars(
         select(OutcomeDelivery.request_id)
-        .where(OutcomeDelivery.delivered_at.is_(None), OutcomeDelivery.attempts < max_attempts)
+        .where(
+            OutcomeDelivery.delivered_at.is_(None),
+            OutcomeDelivery.attempts < max_attempts,
+            (OutcomeDelivery.attempt_started_at.is_(None))
+            | (OutcomeDelivery.attempt_started_at < started_before),
+        )
         .order_by(OutcomeDelivery.request_id)
         .limit(limit)
     ).all()
 
 
-def reminder_state(session: Session, request_id: int) -> ApprovalReminder:
-    state = session.get(ApprovalReminder, request_id)
+def claim_delivery_attempt(
+    session: Session, request_id: int, *, now: datetime, started_before: datetime
+) -> bool:
+    """Take the right to post this outcome now; False when delivered or another attempt is live."""
+    result = session.execute(
+        update(OutcomeDelivery)
+        .where(
+            OutcomeDelivery.request_id == request_id,
+            OutcomeDelivery.delivered_at.is_(None),
+            (OutcomeDelivery.attempt_started_at.is_(None))
+            | (OutcomeDelivery.attempt_started_at < started_before),
+        )
+        .values(attempts=OutcomeDelivery.attempts + 1, attempt_started_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def reminder_state_for_update(session: Session, request_id: int) -> ApprovalReminder:
+    state = session.get(ApprovalReminder, request_id, with_for_update=True)
     if state is None:
         state = ApprovalReminder(request_id=request_id)
         session.add(state)

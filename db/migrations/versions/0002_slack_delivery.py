@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("request_id", sa.Integer(), nullable=False),
         sa.Column("result_file", sa.Text(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("attempt_started_at", TZ, nullable=True),
         sa.Column("delivered_at", TZ, nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("created_at", TZ, server_default=NOW, nullable=False),

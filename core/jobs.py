@@ -1,0 +1,210 @@
+"""Scheduled work inside `serve`: dispatch approved requests, deliver outcomes, remind, clean up."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from core.errors import InvalidTransition
+from core.notify import Notifier
+from core.records import RequestRecord
+from core.wiring import Core
+
+log = logging.getLogger("dbquery.worker")
+
+DISPATCH_EVERY_S = 2
+DELIVERY_LEASE = timedelta(seconds=60)  # also the wait before a failed post is retried
+DELIVERY_MAX_ATTEMPTS = 10
+DISPATCH_JOB = "dispatch"
+
+
+class Worker:
+    def __init__(
+        self,
+        core: Core,
+        notifier: Notifier,
+        *,
+        on_finished: Callable[[RequestRecord, float], None] | None = None,
+    ) -> None:
+        self.core = core
+        self.requests = core.requests
+        self.notifier = notifier
+        self.on_finished = on_finished
+        size = core.settings.workers
+        self.pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="dbquery-exec")
+        # Claim only what a free thread can start now: a claimed row waiting in a queue would
+        # be marked interrupted (and never run) if the process died.
+        self.slots = threading.BoundedSemaphore(size)
+        self.wanted = threading.Event()
+        self.idle = threading.Condition()
+        self.running = 0
+        self.scheduler = BackgroundScheduler(timezone=UTC)
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for request in self.requests.recover_interrupted():
+            log.warning("request %s was interrupted by a restart; marked failed", request.uuid)
+            self.deliver_outcome_now(request.id)
+        settings = self.core.settings
+        now = datetime.now(UTC)
+        common = {"max_instances": 1, "coalesce": True}
+        self.scheduler.add_job(
+            self.dispatch,
+            "interval",
+            seconds=DISPATCH_EVERY_S,
+            id=DISPATCH_JOB,
+            next_run_time=now,
+            **common,
+        )
+        self.scheduler.add_job(
+            self.retry_deliveries, "interval", seconds=30, id="deliveries", **common
+        )
+        self.scheduler.add_job(
+            self.send_reminders,
+            "interval",
+            seconds=min(60, settings.remind_after_min * 60),
+            id="reminders",
+            **common,
+        )
+        self.scheduler.add_job(
+            self.cleanup_tokens, "interval", hours=1, id="cleanup", next_run_time=now, **common
+        )
+        self.scheduler.start()
+
+    def wake(self) -> None:
+        """Run the dispatcher now (after an approval) instead of at its next tick."""
+        self.wanted.set()
+        if self.scheduler.running:
+            self.scheduler.modify_job(DISPATCH_JOB, next_run_time=datetime.now(UTC))
+
+    def shutdown(self, wait: bool = True) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=wait)
+        self.pool.shutdown(wait=wait)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once no request is executing (used by graceful shutdown and tests)."""
+        with self.idle:
+            return self.idle.wait_for(lambda: self.running == 0, timeout=timeout)
+
+    # --- dispatch ----------------------------------------------------------------------------
+
+    def dispatch(self) -> int:
+        """Claim approved requests while threads are free; returns how many were started."""
+        started = 0
+        while True:
+            self.wanted.clear()
+            while self.slots.acquire(blocking=False):
+                try:
+                    request = self.requests.claim_next_approved()
+                except Exception:
+                    self.slots.release()
+                    log.exception("could not claim approved requests")
+                    return started
+                if request is None:
+                    self.slots.release()
+                    break
+                with self.idle:
+                    self.running += 1
+                self.pool.submit(self._execute, request)
+                started += 1
+            # A wake() that arrived while claiming may concern a row committed after our last
+            # look: look once more rather than wait for the next tick.
+            if not self.wanted.is_set():
+                return started
+
+    def _execute(self, request: RequestRecord) -> None:
+        began = datetime.now(UTC)
+        try:
+            self._safely(self.notifier.execution_started, request)
+            try:
+                outcome = self.core.runner.run(request)
+                result_json, error, result_file = (
+                    outcome.result_json,
+                    outcome.error,
+                    outcome.result_file,
+                )
+            except Exception as exc:
+                log.exception("request %s: the executor failed unexpectedly", request.uuid)
+                result_json, error, result_file = (
+                    None,
+                    f"internal error ({type(exc).__name__})",
+                    None,
+                )
+            finished = self.requests.finish(
+                request.id, result_json=result_json, error=error, result_file=result_file
+            )
+            if self.on_finished:
+                self._safely(
+                    self.on_finished, finished, (datetime.now(UTC) - began).total_seconds()
+                )
+            self.deliver_outcome_now(finished.id)
+        except Exception:
+            log.exception("request %s: could not record its outcome", request.uuid)
+        finally:
+            with self.idle:
+                self.running -= 1
+                self.idle.notify_all()
+            self.slots.release()
+            self.wake()
+
+    # --- outcomes ----------------------------------------------------------------------------
+
+    def deliver_outcome_now(self, request_id: int) -> bool:
+        """Post the outcome under the requester's card; a failure stays queued for a retry."""
+        try:
+            request, result_file = self.requests.claim_delivery(request_id, DELIVERY_LEASE)
+        except InvalidTransition:
+            return False
+        try:
+            self.notifier.deliver_outcome(request, Path(result_file) if result_file else None)
+        except Exception as exc:
+            log.warning(
+                "request %s: posting the outcome failed (%s); will retry",
+                request.uuid,
+                type(exc).__name__,
+            )
+            self.requests.delivery_done(request_id, error=f"{type(exc).__name__}: {exc}")
+            return False
+        self.requests.delivery_done(request_id)
+        return True
+
+    def retry_deliveries(self) -> int:
+        delivered = 0
+        for request_id in self.requests.undelivered(DELIVERY_LEASE, DELIVERY_MAX_ATTEMPTS):
+            delivered += self.deliver_outcome_now(request_id)
+        return delivered
+
+    # --- reminders and clean-up ----------------------------------------------------------------
+
+    def send_reminders(self) -> int:
+        settings = self.core.settings
+        due = self.requests.due_reminders(
+            timedelta(minutes=settings.remind_after_min),
+            timedelta(minutes=settings.escalate_after_min),
+        )
+        for request, escalate in due:
+            approvers = self.requests.approvers_for(request)
+            admins = self.requests.admins() if escalate else []
+            self._safely(self.notifier.remind, request, approvers, admins)
+        return len(due)
+
+    def cleanup_tokens(self) -> int:
+        removed = self.requests.expire_tokens()
+        if removed:
+            log.info("removed %d expired token rows", removed)
+        return removed
+
+    @staticmethod
+    def _safely(call: Callable, *args) -> None:
+        try:
+            call(*args)
+        except Exception:
+            log.exception("%s failed", getattr(call, "__name__", "notification"))

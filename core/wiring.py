@@ -1,0 +1,49 @@
+"""Builds the core services from settings: one place that creates engines and stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.catalogue import Catalogue, load_catalogue
+from core.errors import ConfigError
+from core.execution import ExecutionRunner
+from core.requests import RequestService
+from core.secrets import SecretStore
+from core.settings import Settings
+from core.users import UserService
+from db.migrate import current_revision, head_revision
+from db.session import make_engine, make_session_factory
+
+
+@dataclass
+class Core:
+    settings: Settings
+    catalogue: Catalogue
+    engine: Engine
+    sessions: sessionmaker[Session]
+    requests: RequestService
+    users: UserService
+    secrets: SecretStore
+    runner: ExecutionRunner
+
+
+def build_core(settings: Settings, catalogue: Catalogue | None = None) -> Core:
+    catalogue = catalogue or load_catalogue(settings.config_path)
+    engine = make_engine(settings.database_url)
+    if current_revision(engine) != head_revision():
+        raise ConfigError("the portal database is not migrated; run `dbquery migrate` first")
+    sessions = make_session_factory(engine)
+    secrets = SecretStore()
+    return Core(
+        settings=settings,
+        catalogue=catalogue,
+        engine=engine,
+        sessions=sessions,
+        requests=RequestService(sessions, catalogue),
+        users=UserService(sessions, catalogue),
+        secrets=secrets,
+        runner=ExecutionRunner(catalogue, secrets, settings.results_dir),
+    )
