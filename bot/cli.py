@@ -31,7 +31,9 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="dbquery", description="Slack-first approval gate for database queries")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=Parser, metavar="COMMAND"
+    )
 
     sub.add_parser("migrate", help="create or upgrade the portal database schema")
 
@@ -40,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="0.0.0.0")
 
     users = sub.add_parser("users", help="manage portal users").add_subparsers(
-        dest="users_command", required=True, parser_class=Parser
+        dest="users_command", required=True, parser_class=Parser, metavar="COMMAND"
     )
     add = users.add_parser("add", help="add a user")
     add.add_argument("--email", required=True)
@@ -56,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_argument("--slack-id", required=True)
 
     requests = sub.add_parser("requests", help="inspect requests").add_subparsers(
-        dest="requests_command", required=True, parser_class=Parser
+        dest="requests_command", required=True, parser_class=Parser, metavar="COMMAND"
     )
     listing = requests.add_parser("list", help="recent requests")
     listing.add_argument("--status", choices=[s.value for s in Status])
