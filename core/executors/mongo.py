@@ -1,0 +1,391 @@
+"""Run an approved MongoDB request: parse the shell text, call pymongo, stream reads to JSON lines.
+
+Time limits: every statement runs inside `pymongo.timeout(statement_timeout_s)`. That is
+pymongo's client-side operation timeout, and it is the only way pymongo offers to put
+`maxTimeMS` on insert/update/delete as well as on find, aggregate, count, distinct: each command
+sent carries `maxTimeMS` set to what is left of the statement's budget (so the first command of
+a statement carries about `statement_timeout_s * 1000`). The same deadline bounds the client's
+own waits, so a server that ignores `maxTimeMS` cannot hold a worker forever.
+
+Scripts run statement by statement and stop at the first failure. MongoDB has no
+cross-statement rollback here, so what already ran stays applied and is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import pymongo
+from bson import json_util
+from bson.errors import BSONError
+from pymongo.collection import Collection
+from pymongo.errors import (
+    BulkWriteError,
+    ConfigurationError,
+    ConnectionFailure,
+    OperationFailure,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
+
+from core.executors.base import Connection, Job
+from core.executors.mongo_shell import MongoParseError, MongoStatement, parse, pymongo_call
+from core.executors.results import (
+    PREVIEW_MAX_ROWS,
+    AuthenticationFailed,
+    ExecutionError,
+    ExecutionResult,
+    StatementOutcome,
+)
+
+NO_ROLLBACK_NOTE = "MongoDB does not roll back earlier statements of a script"
+STATEMENT_TEXT_MAX_CHARS = 200
+# MongoDB's code for refused credentials (codeName AuthenticationFailed).
+AUTHENTICATION_FAILED_CODE = 18
+_JSON_OPTIONS = json_util.RELAXED_JSON_OPTIONS
+
+
+class _StatementFailed(Exception):
+    def __init__(self, message: str, affected: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.affected = affected
+
+
+def execute_mongo(conn: Connection, job: Job) -> ExecutionResult:
+    """Run every statement of `job.content` in order against `conn.database`."""
+    started = time.monotonic()
+    statements = _parse(job.content)
+    _refuse_writes_when_read_only(job, statements)
+    result = ExecutionResult(
+        statements=[
+            StatementOutcome(index=i, text=_shorten(stmt.text), kind=stmt.kind, status="not run")
+            for i, stmt in enumerate(statements, start=1)
+        ]
+    )
+    if len(statements) > 1:
+        result.notes.append(NO_ROLLBACK_NOTE)
+    reads_done: list[int] = []
+    with _open_client(conn, job) as client:
+        _check_connection(client, conn)
+        database = client.get_database(conn.database)
+        for stmt, outcome in zip(statements, result.statements, strict=True):
+            try:
+                _run_statement(
+                    database.get_collection(stmt.collection), stmt, outcome, conn, job, result
+                )
+            except _StatementFailed as failure:
+                outcome.status = "failed"
+                outcome.affected = failure.affected
+                outcome.detail = failure.message
+                if job.submission_type == "script" and NO_ROLLBACK_NOTE not in result.notes:
+                    result.notes.append(NO_ROLLBACK_NOTE)
+                result.elapsed_ms = _elapsed_ms(started)
+                raise ExecutionError(
+                    f"statement {outcome.index}: {failure.message}", partial=result
+                ) from None
+            outcome.status = "ok"
+            if stmt.kind == "read":
+                reads_done.append(outcome.index)
+    if len(reads_done) > 1:
+        result.notes.append(
+            f"The result holds the rows of statement {reads_done[-1]}, the last read"
+        )
+    result.elapsed_ms = _elapsed_ms(started)
+    return result
+
+
+def _parse(content: str) -> list[MongoStatement]:
+    try:
+        return parse(content)
+    except MongoParseError as exc:
+        raise ExecutionError(f"the MongoDB statements cannot be parsed: {exc}") from None
+
+
+def _refuse_writes_when_read_only(job: Job, statements: list[MongoStatement]) -> None:
+    if not job.read_only:
+        return
+    for index, stmt in enumerate(statements, start=1):
+        if stmt.kind == "write":
+            raise ExecutionError(
+                f"statement {index} ({stmt.method}) writes, "
+                "but the request was approved as read-only"
+            )
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= STATEMENT_TEXT_MAX_CHARS:
+        return text
+    return text[: STATEMENT_TEXT_MAX_CHARS - 1] + "…"
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+# --- connecting ---------------------------------------------------------------------------
+
+
+def _open_client(conn: Connection, job: Job) -> pymongo.MongoClient:
+    timeout_ms = conn.connect_timeout_s * 1000
+    credentials: dict[str, str] = {}
+    if conn.username:
+        credentials = {"username": conn.username, "password": conn.password or ""}
+    try:
+        return pymongo.MongoClient(
+            host=conn.host,
+            port=conn.port,
+            appname=f"dbquery/{job.request_uuid}",
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            **credentials,
+        )
+    except ConfigurationError as exc:
+        raise ExecutionError(
+            _scrub(f"cannot connect to MongoDB at {_address(conn)}: {exc}", conn)
+        ) from None
+
+
+def _check_connection(client: pymongo.MongoClient, conn: Connection) -> None:
+    """Reach and authenticate first, so these failures happen before any statement runs."""
+    try:
+        with pymongo.timeout(conn.connect_timeout_s):
+            client.get_database(conn.database).command("ping")
+    except OperationFailure as exc:
+        if exc.code == AUTHENTICATION_FAILED_CODE:
+            user = f" of user {conn.username!r}" if conn.username else ""
+            raise AuthenticationFailed(
+                _scrub(
+                    f"MongoDB at {_address(conn)} refused the credentials{user}: "
+                    f"{_server_message(exc)}",
+                    conn,
+                )
+            ) from None
+        raise ExecutionError(
+            _scrub(f"MongoDB at {_address(conn)}: {_server_message(exc)}", conn)
+        ) from None
+    except PyMongoError as exc:
+        raise ExecutionError(_connection_message(exc, conn)) from None
+
+
+def _address(conn: Connection) -> str:
+    return f"{conn.host}:{conn.port}"
+
+
+def _connection_message(exc: PyMongoError, conn: Connection) -> str:
+    reason = str(exc)
+    if isinstance(exc, ServerSelectionTimeoutError) or exc.timeout:
+        # pymongo appends its timeouts and the whole topology description; keep the cause.
+        reason = reason.split(" (configured timeouts", 1)[0].split(", Timeout:", 1)[0]
+        reason = reason.removeprefix(f"{_address(conn)}: ")
+        return _scrub(
+            f"cannot connect to MongoDB at {_address(conn)} "
+            f"within {conn.connect_timeout_s} s: {reason}",
+            conn,
+        )
+    return _scrub(f"cannot connect to MongoDB at {_address(conn)}: {reason}", conn)
+
+
+def _scrub(text: str, conn: Connection) -> str:
+    """Belt and braces: no message leaves this module with the password in it."""
+    if conn.password:
+        text = text.replace(conn.password, "***")
+    return text
+
+
+def _server_message(exc: OperationFailure) -> str:
+    details = exc.details or {}
+    if isinstance(exc, BulkWriteError):
+        errors = details.get("writeErrors") or details.get("writeConcernErrors") or [{}]
+        return str(errors[0].get("errmsg") or exc)
+    return str(details.get("errmsg") or exc)
+
+
+def _statement_message(exc: Exception, conn: Connection) -> str:
+    if isinstance(exc, PyMongoError) and exc.timeout:
+        detail = (
+            _server_message(exc)
+            if isinstance(exc, OperationFailure)
+            else str(exc).split(" (configured", 1)[0]
+        )
+        return _scrub(
+            f"the statement did not finish within its time limit of {conn.statement_timeout_s} s "
+            f"(maxTimeMS): {detail}",
+            conn,
+        )
+    if isinstance(exc, OperationFailure):
+        return _scrub(_server_message(exc), conn)
+    if isinstance(exc, ConnectionFailure):
+        return _connection_message(exc, conn)
+    return _scrub(str(exc), conn)
+
+
+# --- statements ---------------------------------------------------------------------------
+
+
+def _run_statement(
+    collection: Collection,
+    stmt: MongoStatement,
+    outcome: StatementOutcome,
+    conn: Connection,
+    job: Job,
+    result: ExecutionResult,
+) -> None:
+    try:
+        with pymongo.timeout(conn.statement_timeout_s):
+            if stmt.kind == "write":
+                outcome.affected, outcome.detail = _run_write(collection, stmt)
+            else:
+                outcome.rows = _run_read(collection, stmt, conn, job, result)
+    except BulkWriteError as exc:
+        # insertMany stops at the first bad document; the ones before it are stored.
+        inserted = int((exc.details or {}).get("nInserted", 0))
+        raise _StatementFailed(
+            f"{_statement_message(exc, conn)} (inserted {inserted} before the error)",
+            affected=inserted,
+        ) from None
+    except (PyMongoError, BSONError) as exc:
+        raise _StatementFailed(_statement_message(exc, conn)) from None
+
+
+def _call(collection: Collection, stmt: MongoStatement, **overrides: Any) -> Any:
+    name, args, kwargs = pymongo_call(stmt)
+    try:
+        return getattr(collection, name)(*args, **{**kwargs, **overrides})
+    except (ValueError, TypeError) as exc:
+        # pymongo checks arguments before sending: "update only works with $ operators", ...
+        raise _StatementFailed(str(exc)) from None
+
+
+def _run_write(collection: Collection, stmt: MongoStatement) -> tuple[int | None, str]:
+    outcome = _call(collection, stmt)
+    if stmt.method == "aggregate":
+        with outcome as cursor:
+            for _ in cursor:
+                pass
+        return None, "the pipeline wrote its output ($out/$merge)"
+    if stmt.method == "insertOne":
+        return 1, f"inserted 1 (_id {_json_text(outcome.inserted_id)})"
+    if stmt.method == "insertMany":
+        return len(outcome.inserted_ids), f"inserted {len(outcome.inserted_ids)}"
+    if stmt.method in ("deleteOne", "deleteMany"):
+        return outcome.deleted_count, f"deleted {outcome.deleted_count}"
+    detail = f"matched {outcome.matched_count}, modified {outcome.modified_count}"
+    upserted = 1 if outcome.upserted_id is not None else 0
+    if upserted:
+        detail += f", upserted 1 (_id {_json_text(outcome.upserted_id)})"
+    return outcome.modified_count + upserted, detail
+
+
+def _run_read(
+    collection: Collection,
+    stmt: MongoStatement,
+    conn: Connection,
+    job: Job,
+    result: ExecutionResult,
+) -> int:
+    sink = _JsonlSink(Path(job.out_dir) / f"{job.request_uuid}.jsonl", conn.max_rows)
+    if stmt.method in ("find", "aggregate"):
+        overrides = _find_limit(stmt, conn.max_rows) if stmt.method == "find" else {}
+        with _call(collection, stmt, **overrides) as cursor:
+            sink.write(cursor)
+    elif stmt.method == "findOne":
+        document = _call(collection, stmt)
+        sink.write([document] if document is not None else [])
+    elif stmt.method == "distinct":
+        field = stmt.args[0]
+        sink.write({field: value} for value in _call(collection, stmt))
+    else:  # countDocuments, estimatedDocumentCount
+        sink.write([{"count": _call(collection, stmt)}])
+    sink.publish(result)
+    return sink.row_count
+
+
+def _find_limit(stmt: MongoStatement, max_rows: int) -> dict[str, int]:
+    """Ask the server for one row past the cap: enough to know the result was cut, no more."""
+    _, _, kwargs = pymongo_call(stmt)
+    limit = kwargs.get("limit", 0)
+    if 0 < limit <= max_rows:
+        return {}
+    return {"limit": max_rows + 1}
+
+
+# --- the result file ----------------------------------------------------------------------
+
+
+class _JsonlSink:
+    """Streams documents to a JSON lines file (extended JSON, relaxed) up to the row cap.
+
+    Rows go to a side file that replaces the result file only once the read succeeded, so a
+    failed read never leaves a half-written file behind.
+    """
+
+    def __init__(self, path: Path, max_rows: int) -> None:
+        self.path = path
+        self.partial_path = path.with_name(path.name + ".part")
+        self.max_rows = max_rows
+        self.row_count = 0
+        self.truncated = False
+        self.preview: list[Mapping[str, Any]] = []
+
+    def write(self, documents: Iterable[Mapping[str, Any]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self.partial_path.open("w", encoding="utf-8") as out:
+                self._write_lines(out, iter(documents))
+        except BaseException:
+            self.partial_path.unlink(missing_ok=True)
+            raise
+        self.partial_path.replace(self.path)
+
+    def _write_lines(self, out: Any, documents: Iterator[Mapping[str, Any]]) -> None:
+        self.preview = list(islice(documents, min(PREVIEW_MAX_ROWS, self.max_rows)))
+        for document in self.preview:
+            out.write(json_util.dumps(document, json_options=_JSON_OPTIONS) + "\n")
+        self.row_count = len(self.preview)
+        dumps = json_util.dumps
+        for document in documents:
+            if self.row_count == self.max_rows:
+                self.truncated = True
+                return
+            out.write(dumps(document, json_options=_JSON_OPTIONS) + "\n")
+            self.row_count += 1
+
+    def publish(self, result: ExecutionResult) -> None:
+        columns = _columns(self.preview)
+        result.columns = columns
+        result.preview_rows = [
+            [_cell(document.get(column)) for column in columns] for document in self.preview
+        ]
+        result.row_count = self.row_count
+        result.truncated = self.truncated
+        result.file_path = self.path
+        result.file_format = "jsonl"
+
+
+def _columns(documents: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Top-level keys of the preview documents, in first-seen order."""
+    seen: dict[str, None] = {}
+    for document in documents:
+        seen.update(dict.fromkeys(document))
+    return list(seen)
+
+
+def _cell(value: Any) -> Any:
+    """A JSON-safe preview cell; {"$oid": "..."}, {"$date": "..."} and such become plain text."""
+    converted = json.loads(json_util.dumps(value, json_options=_JSON_OPTIONS))
+    if isinstance(converted, dict) and len(converted) == 1:
+        ((key, inner),) = converted.items()
+        if key.startswith("$") and isinstance(inner, str):
+            return inner
+    return converted
+
+
+def _json_text(value: Any) -> str:
+    cell = _cell(value)
+    return cell if isinstance(cell, str) else json.dumps(cell)
