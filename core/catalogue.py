@@ -71,11 +71,14 @@ class Catalogue(BaseModel):
     @model_validator(mode="after")
     def _unique_ids(self) -> Catalogue:
         for kind, items in (("pods", self.pods), ("instances", self.instances)):
-            seen: set[str] = set()
-            for item in items:
-                if item.id in seen:
-                    raise ValueError(f"duplicate {kind} id {item.id!r}")
-                seen.add(item.id)
+            first_at: dict[str, int] = {}
+            for index, item in enumerate(items):
+                if item.id in first_at:
+                    raise ValueError(
+                        f"{kind}[{index}].id (id {item.id!r}): duplicate id, "
+                        f"already used by {kind}[{first_at[item.id]}]"
+                    )
+                first_at[item.id] = index
         return self
 
     def pod(self, pod_id: str) -> Pod | None:
@@ -118,12 +121,12 @@ def parse_catalogue(raw: object, source: str) -> Catalogue:
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = tuple(first["loc"])
-        where = _location(loc) or "(top level)"
+        # Whole-catalogue checks (duplicate ids) have no location; their message names the entry.
+        where = f"{_location(loc)}{_entry_name(raw, loc)}: " if loc else ""
+        message = first["msg"].removeprefix("Value error, ")
         more = len(exc.errors()) - 1
         suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        raise ConfigError(
-            f"{source}: {where}{_entry_name(raw, loc)}: {first['msg']}{suffix}"
-        ) from None
+        raise ConfigError(f"{source}: {where}{message}{suffix}") from None
 
 
 def load_catalogue(path: str | Path) -> Catalogue:
