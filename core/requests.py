@@ -230,7 +230,8 @@ class RequestService:
             else:
                 values.update(rejected_at=now, rejection_reason=reason)
             if not repo.transition(session, request.id, Status.PENDING, to_status, **values):
-                session.rollback()
+                # Nothing was written; reload what the winner wrote, not this session's stale copy.
+                session.expire_all()
                 raise _already_decided(self._load(session, request.uuid))
             if to_status == Status.REJECTED:
                 repo.add_outcome_delivery(session, request.id, None)
@@ -331,6 +332,7 @@ class RequestService:
                 )
             values.setdefault("updated_at", self.clock())
             if not repo.transition(session, request.id, request.status, to_status, **values):
+                session.expire_all()
                 current = self._load(session, request.uuid)
                 raise InvalidTransition(
                     f"request {request.uuid} changed to {current.status} meanwhile", current.status
