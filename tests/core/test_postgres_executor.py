@@ -1,0 +1,456 @@
+"""The PostgreSQL executor against a real throwaway database.
+
+The test server trusts every connection from 127.0.0.1 (pg_hba `trust`), so a wrong password
+is accepted there and cannot be exercised; refused logins are exercised with a role that may
+not log in and with a role that does not exist, which the server refuses before any password
+check.
+"""
+
+from __future__ import annotations
+
+import csv
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from core.analysis import AnalysisError, analyse
+from core.executors.base import Connection, Job
+from core.executors.postgres import execute_postgres
+from core.executors.results import AuthenticationFailed, ExecutionError, ExecutionResult
+from tests.conftest import pg_url_for
+
+OBSERVE_DEADLINE_S = 10
+
+
+@pytest.fixture(scope="module")
+def target_url(pg_database: str) -> str:
+    url = pg_url_for(pg_database)
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(
+            "CREATE TABLE orders (id int PRIMARY KEY, customer text, total numeric(10, 2),"
+            " placed_at timestamptz, note text)"
+        )
+        admin.execute(
+            "INSERT INTO orders SELECT g, 'customer ' || g, g * 1.5,"
+            " timestamptz '2024-03-01 10:00:00+00' + g * interval '1 hour',"
+            " CASE WHEN g % 2 = 0 THEN NULL ELSE '' END"
+            " FROM generate_series(1, 10) g"
+        )
+    return url
+
+
+@pytest.fixture
+def target(target_url: str) -> Callable[..., Connection]:
+    """A Connection to the module's database; keyword arguments override fields."""
+    params = conninfo_to_dict(target_url)
+
+    def make(**overrides: Any) -> Connection:
+        fields: dict[str, Any] = {
+            "host": params.get("host", "127.0.0.1"),
+            "port": int(params.get("port", 5432)),
+            "database": params["dbname"],
+            "username": params.get("user"),
+            "password": params.get("password"),
+        }
+        fields.update(overrides)
+        return Connection(**fields)
+
+    return make
+
+
+@pytest.fixture
+def run(target: Callable[..., Connection], tmp_path: Path) -> Callable[..., ExecutionResult]:
+    def execute(
+        content: str,
+        submission_type: str = "query",
+        read_only: bool = False,
+        request_uuid: str | None = None,
+        **connection: Any,
+    ) -> ExecutionResult:
+        job = Job(
+            request_uuid=request_uuid or str(uuid.uuid4()),
+            submission_type=submission_type,
+            content=content,
+            out_dir=tmp_path,
+            read_only=read_only,
+        )
+        return execute_postgres(target(**connection), job)
+
+    return execute
+
+
+def read_csv(path: Path | None) -> list[list[str]]:
+    assert path is not None
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.reader(handle))
+
+
+def scalar(url: str, sql: str) -> Any:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(sql).fetchone()
+        return row[0] if row else None
+
+
+# --- reads --------------------------------------------------------------------------------
+
+
+def test_select_streams_rows_to_csv_with_header_and_preview(run: Callable[..., Any]) -> None:
+    result = run("SELECT id, customer, total FROM orders WHERE id <= 3 ORDER BY id")
+    assert result.columns == ["id", "customer", "total"]
+    assert result.row_count == 3
+    assert not result.truncated
+    assert result.file_format == "csv"
+    assert read_csv(result.file_path) == [
+        ["id", "customer", "total"],
+        ["1", "customer 1", "1.50"],
+        ["2", "customer 2", "3.00"],
+        ["3", "customer 3", "4.50"],
+    ]
+    assert result.preview_rows == [
+        ["1", "customer 1", "1.50"],
+        ["2", "customer 2", "3.00"],
+        ["3", "customer 3", "4.50"],
+    ]
+    assert [(s.status, s.kind, s.rows) for s in result.statements] == [("ok", "read", 3)]
+
+
+def test_cells_are_postgres_text_with_null_distinct_from_empty(run: Callable[..., Any]) -> None:
+    result = run(
+        "SELECT timestamptz '2024-03-01 10:00:00+00' AT TIME ZONE 'UTC' AS at,"
+        " '\\x00ff'::bytea AS raw, '{\"a\": [1, 2]}'::jsonb AS doc, NULL::text AS missing,"
+        " ''::text AS blank, 'say \"hi\", bye' AS quoted, ARRAY[1, 2] AS list, true AS flag"
+    )
+    assert result.preview_rows == [
+        ["2024-03-01 10:00:00", "\\x00ff", '{"a": [1, 2]}', None, "", 'say "hi", bye', "{1,2}", "t"]
+    ]
+    assert read_csv(result.file_path)[1] == [
+        "2024-03-01 10:00:00",
+        "\\x00ff",
+        '{"a": [1, 2]}',
+        "",
+        "",
+        'say "hi", bye',
+        "{1,2}",
+        "t",
+    ]
+
+
+def test_preview_keeps_the_first_twenty_rows(run: Callable[..., Any]) -> None:
+    result = run("SELECT g FROM generate_series(1, 50) g")
+    assert result.row_count == 50
+    assert result.preview_rows == [[str(g)] for g in range(1, 21)]
+    assert len(read_csv(result.file_path)) == 51
+
+
+def test_empty_result_has_only_the_header(run: Callable[..., Any]) -> None:
+    result = run("SELECT id, note FROM orders WHERE false")
+    assert (result.row_count, result.preview_rows, result.truncated) == (0, [], False)
+    assert read_csv(result.file_path) == [["id", "note"]]
+
+
+def test_trailing_line_comment_does_not_break_the_statement(run: Callable[..., Any]) -> None:
+    result = run("SELECT count(*) AS n FROM orders -- how many?")
+    assert result.preview_rows == [["10"]]
+
+
+def test_row_cap_stops_the_stream_and_marks_truncation(run: Callable[..., Any]) -> None:
+    result = run("SELECT id FROM orders ORDER BY id", max_rows=4)
+    assert (result.row_count, result.truncated) == (4, True)
+    assert read_csv(result.file_path) == [["id"], ["1"], ["2"], ["3"], ["4"]]
+    assert result.statements[0].rows == 4
+    assert any("row cap" in note for note in result.notes)
+
+
+def test_result_exactly_at_the_cap_is_not_truncated(run: Callable[..., Any]) -> None:
+    result = run("SELECT id FROM orders", max_rows=10)
+    assert (result.row_count, result.truncated, result.notes) == (10, False, [])
+
+
+def test_locking_select_streams_through_a_cursor_and_honours_the_cap(
+    run: Callable[..., Any],
+) -> None:
+    result = run("SELECT id FROM orders ORDER BY id FOR UPDATE", max_rows=3)
+    assert (result.row_count, result.truncated) == (3, True)
+    assert read_csv(result.file_path) == [["id"], ["1"], ["2"], ["3"]]
+    assert result.statements[0].kind == "write"
+
+
+def test_failure_mid_stream_rolls_back_and_leaves_no_file(
+    run: Callable[..., Any], tmp_path: Path
+) -> None:
+    with pytest.raises(ExecutionError) as caught:
+        run("SELECT id, 10 / (id - 7) AS ratio FROM orders ORDER BY id")
+    assert caught.value.message == "division by zero"
+    assert caught.value.partial is not None
+    assert [(s.status, s.detail) for s in caught.value.partial.statements] == [
+        ("failed", "division by zero")
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- writes and transactions --------------------------------------------------------------
+
+
+def test_dml_reports_affected_rows_and_commits(run: Callable[..., Any], target_url: str) -> None:
+    result = run("UPDATE orders SET note = 'checked' WHERE id IN (1, 2, 3)")
+    assert [(s.kind, s.status, s.affected) for s in result.statements] == [("write", "ok", 3)]
+    assert result.affected == 3
+    assert result.file_path is None
+    assert scalar(target_url, "SELECT count(*) FROM orders WHERE note = 'checked'") == 3
+    run("UPDATE orders SET note = CASE WHEN id % 2 = 0 THEN NULL ELSE '' END WHERE id <= 3")
+
+
+def test_insert_returning_writes_its_rows_capped(run: Callable[..., Any], target_url: str) -> None:
+    result = run(
+        "INSERT INTO orders (id, customer) SELECT g, 'new' FROM generate_series(101, 105) g"
+        " RETURNING id",
+        max_rows=2,
+    )
+    assert result.statements[0].affected == 5
+    assert (result.row_count, result.truncated) == (2, True)
+    assert read_csv(result.file_path) == [["id"], ["101"], ["102"]]
+    assert run("DELETE FROM orders WHERE id > 100").affected == 5
+
+
+def test_read_only_request_cannot_write(run: Callable[..., Any], target_url: str) -> None:
+    with pytest.raises(ExecutionError) as caught:
+        run("DELETE FROM orders WHERE id = 1", read_only=True)
+    assert caught.value.message == "cannot execute DELETE in a read-only transaction"
+    assert scalar(target_url, "SELECT count(*) FROM orders WHERE id = 1") == 1
+
+
+def test_read_only_request_can_read(run: Callable[..., Any]) -> None:
+    result = run("SELECT current_setting('transaction_read_only') AS ro", read_only=True)
+    assert result.preview_rows == [["on"]]
+
+
+def test_script_runs_every_statement_in_one_transaction(
+    run: Callable[..., Any], target_url: str
+) -> None:
+    result = run(
+        "CREATE TABLE script_log (id int);\n"
+        "INSERT INTO script_log SELECT generate_series(1, 4);\n"
+        "SELECT * FROM script_log;\n"
+        "DELETE FROM script_log WHERE id > 3;\n"
+        "SELECT count(*) AS left_over FROM script_log;",
+        submission_type="script",
+    )
+    assert [(s.index, s.kind, s.status, s.rows, s.affected) for s in result.statements] == [
+        (1, "ddl", "ok", None, None),
+        (2, "write", "ok", None, 4),
+        (3, "read", "ok", 4, None),
+        (4, "write", "ok", None, 1),
+        (5, "read", "ok", 1, None),
+    ]
+    # The file holds the last read; the earlier one reports its count.
+    assert read_csv(result.file_path) == [["left_over"], ["3"]]
+    assert result.columns == ["left_over"]
+    assert any("statement 5" in note for note in result.notes)
+    assert scalar(target_url, "SELECT count(*) FROM script_log") == 3
+    run("DROP TABLE script_log")
+
+
+def test_failing_script_leaves_no_trace(
+    run: Callable[..., Any], target_url: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ExecutionError) as caught:
+        run(
+            "INSERT INTO orders (id, customer) VALUES (500, 'ghost');\n"
+            "SELECT * FROM orders;\n"
+            "UPDATE no_such_table SET a = 1 WHERE b = 2;\n"
+            "DELETE FROM orders WHERE id = 1;",
+            submission_type="script",
+        )
+    assert caught.value.message == 'relation "no_such_table" does not exist'
+    partial = caught.value.partial
+    assert partial is not None
+    assert [s.status for s in partial.statements] == [
+        "rolled back",
+        "rolled back",
+        "failed",
+        "not run",
+    ]
+    assert partial.statements[2].detail == 'relation "no_such_table" does not exist'
+    assert partial.file_path is None
+    assert list(tmp_path.iterdir()) == []
+    assert scalar(target_url, "SELECT count(*) FROM orders WHERE id = 500") == 0
+    assert scalar(target_url, "SELECT count(*) FROM orders WHERE id = 1") == 1
+
+
+def test_database_detail_accompanies_the_message(run: Callable[..., Any]) -> None:
+    with pytest.raises(ExecutionError) as caught:
+        run("INSERT INTO orders (id) VALUES (1)")
+    assert caught.value.message == (
+        'duplicate key value violates unique constraint "orders_pkey"\n'
+        "DETAIL: Key (id)=(1) already exists."
+    )
+
+
+# --- limits -------------------------------------------------------------------------------
+
+
+def test_statement_timeout_cancels_a_slow_statement(run: Callable[..., Any]) -> None:
+    started = time.monotonic()
+    with pytest.raises(ExecutionError) as caught:
+        run("SELECT pg_sleep(30)", statement_timeout_s=1)
+    assert caught.value.message == "canceling statement due to statement timeout"
+    assert time.monotonic() - started < 15
+
+
+def test_statement_timeout_applies_to_writes_in_scripts(run: Callable[..., Any]) -> None:
+    with pytest.raises(ExecutionError) as caught:
+        run(
+            "UPDATE orders SET note = note WHERE id = 1;\nSELECT pg_sleep(30);",
+            submission_type="script",
+            statement_timeout_s=1,
+        )
+    assert caught.value.message == "canceling statement due to statement timeout"
+    assert caught.value.partial is not None
+    assert [s.status for s in caught.value.partial.statements] == ["rolled back", "failed"]
+
+
+# --- refused before reaching the database -------------------------------------------------
+
+
+def test_syntax_error_is_rejected_by_analysis(run: Callable[..., Any]) -> None:
+    with pytest.raises(AnalysisError) as analysed:
+        analyse("postgresql", "SELECT * FORM orders")
+    assert str(analysed.value) == 'syntax error at or near "FORM" (line 1, column 10)'
+    with pytest.raises(ExecutionError, match='syntax error at or near "FORM"'):
+        run("SELECT * FORM orders")
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["BEGIN; DELETE FROM orders; COMMIT", "VACUUM orders", "COPY orders TO STDOUT"],
+)
+def test_refused_statements_never_run(
+    run: Callable[..., Any], target_url: str, content: str
+) -> None:
+    with pytest.raises(ExecutionError, match="not allowed|cannot run inside a transaction"):
+        run(content, submission_type="script")
+    assert scalar(target_url, "SELECT count(*) FROM orders") == 10
+
+
+# --- identity and connection failures -----------------------------------------------------
+
+
+@pytest.fixture
+def advisory_lock(target_url: str) -> Iterator[tuple[psycopg.Connection, int]]:
+    key = uuid.uuid4().int % 2**31
+    with psycopg.connect(target_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            yield holder, key
+        finally:
+            holder.execute("SELECT pg_advisory_unlock_all()")
+
+
+def application_blocked_on(url: str, fragment: str) -> str:
+    """Poll pg_stat_activity until a backend running a query containing `fragment` waits on
+    a lock; return its application_name."""
+    deadline = time.monotonic() + OBSERVE_DEADLINE_S
+    with psycopg.connect(url, autocommit=True) as observer:
+        while time.monotonic() < deadline:
+            row = observer.execute(
+                "SELECT application_name FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND strpos(query, %s) > 0"
+                " AND pid <> pg_backend_pid()",
+                (fragment,),
+            ).fetchone()
+            if row:
+                return row[0]
+    raise AssertionError(f"no backend blocked on {fragment!r} within {OBSERVE_DEADLINE_S}s")
+
+
+def test_application_name_names_the_request_while_it_runs(
+    run: Callable[..., Any], target_url: str, advisory_lock: tuple[psycopg.Connection, int]
+) -> None:
+    holder, key = advisory_lock
+    # Longer than PostgreSQL keeps: the name is cut to 63 bytes.
+    request_uuid = f"{uuid.uuid4()}-{'x' * 40}"
+    expected = f"dbquery/{request_uuid}"[:63]
+    outcome: dict[str, Any] = {}
+
+    def execute() -> None:
+        try:
+            outcome["result"] = run(
+                f"SELECT pg_advisory_xact_lock({key}) IS NULL AS waited",
+                request_uuid=request_uuid,
+            )
+        except ExecutionError as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=execute)
+    worker.start()
+    try:
+        name = application_blocked_on(target_url, f"pg_advisory_xact_lock({key})")
+    finally:
+        holder.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        worker.join(timeout=OBSERVE_DEADLINE_S)
+    assert name == expected
+    assert "error" not in outcome
+    assert outcome["result"].preview_rows == [["f"]]
+
+
+@pytest.fixture
+def nologin_role(target_url: str) -> Iterator[tuple[str, str]]:
+    role = f"dbq_nologin_{uuid.uuid4().hex[:8]}"
+    password = f"pw-{uuid.uuid4().hex}"
+    with psycopg.connect(target_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} NOLOGIN PASSWORD '{password}'")
+    try:
+        yield role, password
+    finally:
+        with psycopg.connect(target_url, autocommit=True) as admin:
+            admin.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_refused_login_is_authentication_failed_without_the_password(
+    run: Callable[..., Any], nologin_role: tuple[str, str]
+) -> None:
+    role, password = nologin_role
+    with pytest.raises(AuthenticationFailed) as caught:
+        run("SELECT 1", username=role, password=password)
+    assert f'role "{role}" is not permitted to log in' in caught.value.message
+    assert password not in str(caught.value)
+    assert password not in repr(caught.value.args)
+
+
+def test_unknown_role_is_authentication_failed(run: Callable[..., Any]) -> None:
+    password = f"pw-{uuid.uuid4().hex}"
+    with pytest.raises(AuthenticationFailed) as caught:
+        run("SELECT 1", username="dbq_no_such_role", password=password)
+    assert 'role "dbq_no_such_role" does not exist' in caught.value.message
+    assert password not in str(caught.value)
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_server_names_host_and_port_only(run: Callable[..., Any]) -> None:
+    port = closed_port()
+    password = f"pw-{uuid.uuid4().hex}"
+    with pytest.raises(ExecutionError) as caught:
+        run("SELECT 1", port=port, password=password, connect_timeout_s=3)
+    assert not isinstance(caught.value, AuthenticationFailed)
+    assert caught.value.message.startswith(f"cannot connect to 127.0.0.1:{port}: ")
+    assert password not in str(caught.value)
+
+
+def test_missing_database_is_a_plain_execution_error(run: Callable[..., Any]) -> None:
+    with pytest.raises(ExecutionError) as caught:
+        run("SELECT 1", database="dbq_no_such_database")
+    assert not isinstance(caught.value, AuthenticationFailed)
+    assert 'database "dbq_no_such_database" does not exist' in caught.value.message
