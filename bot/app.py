@@ -1,0 +1,63 @@
+"""Builds the Bolt app: the user-resolving middleware, then every listener module in turn."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlparse
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot.context import Services, make_portal_user_middleware
+from bot.listeners import approve, commands, home, submit
+from bot.listeners.submit import ScriptFetcher
+
+# Listeners acknowledge first and then call Slack and the portal database in the same thread;
+# Bolt's default pool (a handful of threads on a small host) would queue new requests, and
+# their acknowledgements, behind that work.
+LISTENER_THREADS = 64
+BACKGROUND_THREADS = 8
+
+log = logging.getLogger("dbquery.bot")
+
+
+def create_bolt_app(
+    services: Services,
+    client: WebClient,
+    *,
+    signing_secret: str | None,
+    listener_threads: int = LISTENER_THREADS,
+) -> App:
+    """The Bolt app for HTTP or Socket Mode (the signing secret is unused in Socket Mode)."""
+    app = App(
+        client=client,
+        signing_secret=signing_secret or "",
+        process_before_response=False,
+        listener_executor=ThreadPoolExecutor(listener_threads, thread_name_prefix="dbquery-slack"),
+        # Bolt would otherwise log request bodies at DEBUG; queries may hold sensitive data.
+        logger=logging.getLogger("dbquery.bolt"),
+    )
+    app.use(make_portal_user_middleware(app, services))
+    scripts = ScriptFetcher(
+        token=client.token or "",
+        executor=services.background,
+        trusted_hosts={urlparse(client.base_url).hostname or "slack.com"},
+    )
+    commands.register(app, services)
+    submit.register(app, services, scripts)
+    approve.register(app, services)
+    home.register(app, services)
+
+    @app.error
+    def log_listener_error(error: Exception) -> None:
+        log.error("a Slack listener failed: %s", type(error).__name__, exc_info=error)
+
+    return app
+
+
+def background_executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(BACKGROUND_THREADS, thread_name_prefix="dbquery-background")
+
+
+__all__ = ["create_bolt_app", "background_executor"]

@@ -1,0 +1,229 @@
+"""What every listener is given: the services, and who is asking (resolved once, by middleware).
+
+The middleware turns the Slack user into the active portal user before any listener runs and
+stores it in the Bolt context under PORTAL_USER. Unknown or deactivated people get an
+ephemeral answer saying so, and no listener runs for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse
+from slack_bolt.context.respond import Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.views.commands import not_registered_message
+from core.analysis import Analysis, AnalysisError, analyse
+from core.errors import NotRegistered
+from core.records import RequestRecord, UserRecord
+from core.wiring import Core
+
+PORTAL_USER = "portal_user"
+# Set on a request dispatched a second time after its sender was looked up in the background.
+RESOLVED_LATE = "dbquery_resolved_late"
+NOT_REGISTERED = (
+    "You are not registered in dbquery. Ask a dbquery admin to add you "
+    "(`dbquery users add --email <your Slack email> ...`)."
+)
+
+log = logging.getLogger("dbquery.bot")
+
+
+class Dispatcher(Protocol):
+    """The part of the worker listeners use."""
+
+    def wake(self) -> None: ...
+
+    def deliver_outcome_now(self, request_id: int) -> object: ...
+
+
+class Notifications(Protocol):
+    """The part of the Slack notifier listeners use (core.notify.Notifier's decision hooks)."""
+
+    def request_submitted(self, request: RequestRecord, approvers: list[UserRecord]) -> None: ...
+
+    def request_decided(self, request: RequestRecord) -> None: ...
+
+
+@dataclass(frozen=True)
+class Services:
+    core: Core
+    notifier: Notifications
+    worker: Dispatcher
+    background: Executor  # for work that must not hold up Slack's 3-second acknowledgement
+
+
+def portal_user(context: BoltContext) -> UserRecord:
+    """The active portal user behind this request (set by the middleware)."""
+    return context[PORTAL_USER]
+
+
+# --- analyses shown next to requests --------------------------------------------------------
+
+
+def analysis_of(request: RequestRecord) -> Analysis | None:
+    """The submit-time analysis of a stored request (None when it no longer parses)."""
+    try:
+        return analyse(request.database_type, request.content, request.submission_type)
+    except AnalysisError:
+        return None
+
+
+def analyses_for(requests: Iterable[RequestRecord]) -> dict[uuid.UUID, Analysis]:
+    found = {}
+    for request in requests:
+        analysis = analysis_of(request)
+        if analysis is not None:
+            found[request.uuid] = analysis
+    return found
+
+
+# --- telling one person something privately -------------------------------------------------
+
+
+def reply_privately(
+    client: WebClient, respond: Respond | None, slack_user_id: str, message: dict[str, Any]
+) -> None:
+    """An ephemeral answer: through response_url when Slack gave one (slash commands, message
+    buttons), else in the person's DM with the app (App Home buttons have no response_url)."""
+    try:
+        if respond is not None and respond.response_url:
+            respond(**message, response_type="ephemeral", replace_original=False)
+            return
+        channel = client.conversations_open(users=slack_user_id)["channel"]["id"]
+        client.chat_postEphemeral(channel=channel, user=slack_user_id, **message)
+    except (SlackApiError, SlackClientError, OSError) as exc:
+        log.warning("could not answer %s privately: %s", slack_user_id, _slack_error(exc))
+
+
+def _slack_error(exc: Exception) -> str:
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error", "error"))
+    return type(exc).__name__
+
+
+# --- the middleware -------------------------------------------------------------------------
+
+
+class _EmailLookupNeeded(Exception):
+    """No stored link: finding the person needs users.info, which waits until after the ack."""
+
+
+def _defer_email_lookup(_slack_user_id: str) -> str | None:
+    raise _EmailLookupNeeded
+
+
+def slack_email_lookup(client: WebClient) -> Callable[[str], str | None]:
+    def email_of(slack_user_id: str) -> str | None:
+        profile = client.users_info(user=slack_user_id)["user"].get("profile") or {}
+        return profile.get("email")
+
+    return email_of
+
+
+def first_input_block(view: dict[str, Any]) -> str | None:
+    for block in view.get("blocks") or []:
+        if block.get("type") == "input" and block.get("block_id"):
+            return block["block_id"]
+    return None
+
+
+def make_portal_user_middleware(app: App, services: Services) -> Callable[..., BoltResponse | None]:
+    users = services.core.users
+
+    def resolve_portal_user(
+        req: BoltRequest,
+        context: BoltContext,
+        body: dict[str, Any],
+        ack: Ack,
+        next: Callable[[], None],
+        client: WebClient,
+        respond: Respond,
+    ) -> BoltResponse | None:
+        slack_user_id = context.user_id
+        if not slack_user_id:  # url_verification, ssl_check: nobody to resolve
+            return next()
+        try:
+            user = users.resolve_slack_user(slack_user_id, _defer_email_lookup)
+        except NotRegistered as exc:
+            return refuse(body, ack, client, respond, slack_user_id, exc.message)
+        except _EmailLookupNeeded:
+            return resolve_after_ack(req, body, ack, client, respond, slack_user_id)
+        context[PORTAL_USER] = user
+        return next()
+
+    def refuse(body, ack, client, respond, slack_user_id: str, text: str) -> BoltResponse:
+        """Answer 'not registered' in the way this kind of payload allows, and stop."""
+        kind = body.get("type")
+        if kind == "view_submission":
+            block = first_input_block(body.get("view") or {})
+            if block:
+                return ack(response_action="errors", errors={block: text})
+            return ack()
+        if kind == "block_suggestion":
+            return ack(options=[])
+        if body.get("command"):
+            return ack(**not_registered_message(text), response_type="ephemeral")
+        response = ack()
+        if kind == "block_actions":
+            message = not_registered_message(text)
+            services.background.submit(reply_privately, client, respond, slack_user_id, message)
+        return response
+
+    def resolve_after_ack(req, body, ack, client, respond, slack_user_id: str) -> BoltResponse:
+        # A person seen for the first time is found by the email Slack has for them. That is a
+        # Web API call, so Slack gets its acknowledgement now; once the link is stored the same
+        # request goes through the app again and finds the person in the portal database.
+        kind = body.get("type")
+        if kind in ("view_submission", "block_suggestion") or req.context.get(RESOLVED_LATE):
+            # Only linked people are shown modals; nothing sensible to defer here.
+            return refuse(body, ack, client, respond, slack_user_id, NOT_REGISTERED)
+        response = ack()
+        services.background.submit(lookup_then_redispatch, req, client, respond, slack_user_id)
+        return response
+
+    def lookup_then_redispatch(req: BoltRequest, client, respond, slack_user_id: str) -> None:
+        try:
+            users.resolve_slack_user(slack_user_id, slack_email_lookup(client))
+        except NotRegistered as exc:
+            if req.body.get("type") != "event_callback":
+                message = not_registered_message(exc.message)
+                reply_privately(client, respond, slack_user_id, message)
+            return
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.warning("users.info for %s failed: %s", slack_user_id, _slack_error(exc))
+            message = {"text": "Slack did not tell dbquery who you are just now; try again."}
+            reply_privately(client, respond, slack_user_id, message)
+            return
+        again = BoltRequest(
+            body=req.body if req.mode == "socket_mode" else req.raw_body,
+            query=req.query,
+            headers=req.headers,
+            context={RESOLVED_LATE: True},
+            mode=req.mode,
+        )
+        app.dispatch(again)
+
+    return resolve_portal_user
+
+
+__all__ = [
+    "PORTAL_USER",
+    "Dispatcher",
+    "Notifications",
+    "Services",
+    "analyses_for",
+    "analysis_of",
+    "first_input_block",
+    "make_portal_user_middleware",
+    "portal_user",
+    "reply_privately",
+    "slack_email_lookup",
+]

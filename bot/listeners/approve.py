@@ -1,0 +1,110 @@
+"""Approve and Reject: the buttons (approval DMs, App Home, /dbquery pending) and the reject modal.
+
+Deciding is one conditional write in core, so a second or concurrent click loses cleanly and
+the person is told who decided. Buttons acknowledge first and decide afterwards; the reject
+modal decides before acknowledging so that problems show on its reason field.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext
+from slack_bolt.context.respond import Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.context import Services, portal_user, reply_privately
+from bot.listeners.home import publish_home
+from bot.views.approval import APPROVE_ACTION, REJECT_ACTION
+from bot.views.reject import REASON_BLOCK, REJECT_CALLBACK, reject_modal
+from core.errors import DbqueryError
+from core.records import RequestRecord, UserRecord
+
+log = logging.getLogger("dbquery.bot.approve")
+
+
+def clicked_in_home(body: dict[str, Any]) -> bool:
+    return (body.get("view") or {}).get("type") == "home"
+
+
+def register(app: App, services: Services) -> None:
+    core = services.core
+
+    def after_decision(client: WebClient, user: UserRecord, body: dict[str, Any]) -> None:
+        if clicked_in_home(body):
+            publish_home(client, services, user)
+
+    @app.action(APPROVE_ACTION)
+    def approve_request(
+        ack: Ack,
+        action: dict[str, Any],
+        body: dict[str, Any],
+        context: BoltContext,
+        client: WebClient,
+        respond: Respond,
+    ) -> None:
+        ack()
+        user = portal_user(context)
+        try:
+            request = core.requests.approve(action.get("value") or "", user.id)
+        except DbqueryError as exc:
+            reply_privately(client, respond, user.slack_user_id or "", {"text": exc.message})
+            return
+        services.worker.wake()
+        services.notifier.request_decided(request)
+        after_decision(client, user, body)
+
+    @app.action(REJECT_ACTION)
+    def open_reject_modal(
+        ack: Ack,
+        action: dict[str, Any],
+        body: dict[str, Any],
+        context: BoltContext,
+        client: WebClient,
+        respond: Respond,
+    ) -> None:
+        ack()
+        user = portal_user(context)
+        try:
+            request = core.requests.check_may_decide(action.get("value") or "", user.id)
+        except DbqueryError as exc:
+            reply_privately(client, respond, user.slack_user_id or "", {"text": exc.message})
+            return
+        try:
+            client.views_open(trigger_id=body["trigger_id"], view=reject_modal(request))
+        except SlackApiError as exc:
+            log.warning("views.open for the reject modal failed: %s", exc.response.get("error"))
+
+    @app.view(REJECT_CALLBACK)
+    def reject_request(
+        ack: Ack,
+        view: dict[str, Any],
+        body: dict[str, Any],
+        context: BoltContext,
+        client: WebClient,
+    ) -> None:
+        user = portal_user(context)
+        try:
+            request = core.requests.reject(
+                view.get("private_metadata") or "", user.id, reason_of(view)
+            )
+        except DbqueryError as exc:  # InvalidSubmission (no reason), NotAllowed, raced
+            ack(response_action="errors", errors={REASON_BLOCK: exc.message})
+            return
+        ack()
+        announce_rejection(request)
+        publish_home(client, services, user)
+
+    def announce_rejection(request: RequestRecord) -> None:
+        services.notifier.request_decided(request)
+        services.worker.deliver_outcome_now(request.id)
+
+
+def reason_of(view: dict[str, Any]) -> str:
+    values = (view.get("state") or {}).get("values") or {}
+    return ((values.get(REASON_BLOCK) or {}).get(REASON_BLOCK) or {}).get("value") or ""
+
+
+__all__ = ["clicked_in_home", "reason_of", "register"]

@@ -1,0 +1,233 @@
+"""core.notify.Notifier over the Slack Web API: cards, approval DMs, threaded outcomes, audit.
+
+Slack failures are logged (and counted by the client's error counter) and never change a
+request's state. Only deliver_outcome raises, so the worker keeps the outcome queued and
+posts it again later.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.context import analysis_of
+from bot.views.approval import approval_message, decided_message, reminder_text
+from bot.views.request_card import request_card
+from bot.views.results import needs_file, outcome_message
+from core.errors import DbqueryError
+from core.lifecycle import Status
+from core.messages import MessageRef, MessageRefs, Purpose
+from core.records import RequestRecord, UserRecord
+from core.wiring import Core
+
+log = logging.getLogger("dbquery.notify")
+
+SLACK_FAILURES = (SlackApiError, SlackClientError, OSError)
+FILE_EXTENSION = {"csv": "csv", "jsonl": "jsonl"}
+
+
+def slack_error(exc: Exception) -> str:
+    """The Slack error code (e.g. 'channel_not_found'), never a token or a payload."""
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error") or "error")
+    return type(exc).__name__
+
+
+def audit_line(request: RequestRecord, event: str) -> str:
+    """One line per transition for the audit channel."""
+    what = request.submission_type
+    if request.script_filename:
+        what += f" {request.script_filename}"
+    return (
+        f"`{request.short_id}` {event} · {request.requester.name} ({request.pod_name})"
+        f" · {request.target_label} · {what}"
+    )
+
+
+class SlackNotifier:
+    def __init__(self, client: WebClient, core: Core) -> None:
+        self.client = client
+        self.refs = MessageRefs(core.sessions)
+        self.users = core.users
+        self.audit_channel = core.catalogue.audit_channel
+        self._dm_channels: dict[str, str] = {}
+        self._dm_lock = threading.Lock()
+
+    # --- Notifier ------------------------------------------------------------------------------
+
+    def request_submitted(self, request: RequestRecord, approvers: list[UserRecord]) -> None:
+        self._attempt("post the request card", self.post_card, request)
+        analysis = analysis_of(request)
+        for approver in approvers:
+            self._attempt("send an approval DM", self.post_approval, request, analysis, approver)
+        self._audit(request, "submitted")
+
+    def request_decided(self, request: RequestRecord) -> None:
+        message = decided_message(request, analysis_of(request))
+        for ref in self.refs.approvals(request.id):
+            self._attempt("update an approval DM", self._update, ref, message)
+        self._update_card(request)
+        who = request.approver.name if request.approver else "someone"
+        if request.status == Status.REJECTED:
+            self._audit(request, f"rejected by {who}")
+        else:
+            self._audit(request, f"approved by {who}")
+
+    def execution_started(self, request: RequestRecord) -> None:
+        self._update_card(request)
+        self._audit(request, "executing")
+
+    def deliver_outcome(self, request: RequestRecord, result_file: Path | None) -> None:
+        card = self.refs.card(request.id) or self.post_card(request)
+        if card is None:
+            log.warning(
+                "request %s: the requester is not on Slack; outcome not posted", request.uuid
+            )
+            return
+        self._update_card(request, card)
+        attach = result_file is not None and result_file.is_file() and needs_file(request)
+        self.post_outcome_thread(request, card, result_file if attach else None)
+        if request.status in (Status.COMPLETED, Status.FAILED):
+            self._audit(request, str(request.status))
+
+    def remind(
+        self, request: RequestRecord, approvers: list[UserRecord], admins: list[UserRecord]
+    ) -> None:
+        analysis = analysis_of(request)
+        dms = {ref.slack_user_id: ref for ref in self.refs.approvals(request.id)}
+        for approver in approvers:
+            self._remind_one(request, analysis, approver, dms, escalated=False)
+        for admin in admins:
+            self._remind_one(request, analysis, admin, dms, escalated=True)
+
+    # --- the pieces ----------------------------------------------------------------------------
+
+    def post_card(self, request: RequestRecord) -> MessageRef | None:
+        """The requester's card in their DM; its reference is stored for updates and threads."""
+        slack_id = self._slack_id_of(request.requester)
+        if slack_id is None:
+            return None
+        posted = self.client.chat_postMessage(
+            channel=self._dm_channel(slack_id), **request_card(request)
+        )
+        ref = MessageRef(posted["channel"], posted["ts"], slack_id)
+        self.refs.save(request.id, Purpose.CARD, ref.channel_id, ref.ts, slack_id)
+        return ref
+
+    def post_approval(
+        self, request: RequestRecord, analysis: Any, approver: UserRecord
+    ) -> MessageRef | None:
+        slack_id = self._slack_id_of(approver)
+        if slack_id is None:
+            log.warning("approver %s is not on Slack; no approval DM", approver.email)
+            return None
+        posted = self.client.chat_postMessage(
+            channel=self._dm_channel(slack_id), **approval_message(request, analysis)
+        )
+        ref = MessageRef(posted["channel"], posted["ts"], slack_id)
+        self.refs.save(request.id, Purpose.APPROVAL, ref.channel_id, ref.ts, slack_id)
+        return ref
+
+    def post_outcome_thread(
+        self, request: RequestRecord, card: MessageRef, result_file: Path | None
+    ) -> None:
+        """The outcome as a reply under the card; a large result follows as a file in the thread."""
+        message = outcome_message(request, file_attached=result_file is not None)
+        self.client.chat_postMessage(channel=card.channel_id, thread_ts=card.ts, **message)
+        if result_file is None:
+            return
+        summary = request.result_summary() or {}
+        extension = FILE_EXTENSION.get(summary.get("file_format") or "", result_file.suffix[1:])
+        self.client.files_upload_v2(
+            channel=card.channel_id,
+            thread_ts=card.ts,
+            file=str(result_file),
+            filename=f"dbquery-{request.short_id}.{extension or 'txt'}",
+            title=f"Result of {request.short_id} · {request.target_label}",
+        )
+
+    def _remind_one(
+        self,
+        request: RequestRecord,
+        analysis: Any,
+        person: UserRecord,
+        dms: dict[str | None, MessageRef],
+        *,
+        escalated: bool,
+    ) -> None:
+        """A reminder in the thread of the person's approval DM (sent now if they have none)."""
+        ref = dms.get(person.slack_user_id) if person.slack_user_id else None
+        if ref is None:
+            ref = self._attempt(
+                "send an approval DM", self.post_approval, request, analysis, person
+            )
+            if ref is None:
+                return
+            dms[ref.slack_user_id] = ref
+        text = reminder_text(request, escalated)
+        self._attempt(
+            "post a reminder",
+            self.client.chat_postMessage,
+            channel=ref.channel_id,
+            thread_ts=ref.ts,
+            text=text,
+        )
+
+    def _update_card(self, request: RequestRecord, card: MessageRef | None = None) -> None:
+        card = card or self.refs.card(request.id)
+        if card is not None:
+            self._attempt("update the request card", self._update, card, request_card(request))
+
+    def _update(self, ref: MessageRef, message: dict[str, Any]) -> None:
+        self.client.chat_update(channel=ref.channel_id, ts=ref.ts, **message)
+
+    def _audit(self, request: RequestRecord, event: str) -> None:
+        if self.audit_channel:
+            self._attempt(
+                "post to the audit channel",
+                self.client.chat_postMessage,
+                channel=self.audit_channel,
+                text=audit_line(request, event),
+            )
+
+    def _slack_id_of(self, user: UserRecord) -> str | None:
+        """The person's Slack id; people added without one are found by email and linked."""
+        if user.slack_user_id:
+            return user.slack_user_id
+        try:
+            found = self.client.users_lookupByEmail(email=user.email)["user"]["id"]
+        except SLACK_FAILURES as exc:
+            log.info("no Slack user for %s (%s)", user.email, slack_error(exc))
+            return None
+        try:
+            self.users.link_slack(user.email, found)
+        except DbqueryError as exc:
+            log.warning("cannot link %s to Slack user %s: %s", user.email, found, exc)
+            return None
+        return found
+
+    def _dm_channel(self, slack_user_id: str) -> str:
+        with self._dm_lock:
+            channel = self._dm_channels.get(slack_user_id)
+        if channel is None:
+            channel = self.client.conversations_open(users=slack_user_id)["channel"]["id"]
+            with self._dm_lock:
+                self._dm_channels[slack_user_id] = channel
+        return channel
+
+    @staticmethod
+    def _attempt(what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return call(*args, **kwargs)
+        except SLACK_FAILURES as exc:
+            log.warning("could not %s: %s", what, slack_error(exc))
+            return None
+
+
+__all__ = ["SlackNotifier", "audit_line", "slack_error"]

@@ -1,0 +1,211 @@
+"""`dbquery serve`: the Bolt app over HTTP (FastAPI on uvicorn) or Socket Mode, plus the worker.
+
+HTTP serves POST /slack/events (commands, interactivity, events), GET /healthz and
+GET /metrics. With SLACK_APP_TOKEN set, Slack's payloads arrive over Socket Mode instead and
+HTTP serves only /healthz and /metrics. The worker starts and stops with the HTTP app, so a
+SIGTERM lets running queries finish and record their outcome before the process exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from slack_bolt import App
+from slack_bolt.adapter.fastapi import SlackRequestHandler
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from slack_bolt.error import BoltError
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+from bot.app import background_executor, create_bolt_app
+from bot.context import Services
+from bot.metrics import CONTENT_TYPE, Metrics, SlackErrorCounter
+from bot.notifier import SlackNotifier
+from core.jobs import Worker
+from core.settings import Settings
+from core.wiring import Core, build_core
+
+WEB_API_TIMEOUT_S = 15
+HTTP_GRACE_S = 10  # open HTTP requests get this long after a SIGTERM
+
+log = logging.getLogger("dbquery.server")
+
+
+@dataclass
+class Runtime:
+    """Everything `serve` runs, built from settings (tests build it the same way)."""
+
+    core: Core
+    client: WebClient
+    metrics: Metrics
+    notifier: SlackNotifier
+    worker: Worker
+    services: Services
+    bolt_app: App
+
+
+def make_web_client(settings: Settings, metrics: Metrics) -> WebClient:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    base_url = (
+        settings.slack_api_url
+        if settings.slack_api_url.endswith("/")
+        else settings.slack_api_url + "/"
+    )
+    return WebClient(
+        token=token,
+        base_url=base_url,
+        timeout=WEB_API_TIMEOUT_S,
+        retry_handlers=[
+            SlackErrorCounter(metrics),
+            RateLimitErrorRetryHandler(max_retry_count=3),
+            ConnectionErrorRetryHandler(max_retry_count=2),
+            ServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def build_runtime(settings: Settings, core: Core | None = None) -> Runtime:
+    core = core or build_core(settings)
+    metrics = Metrics(core.requests.counts_by_status)
+    client = make_web_client(settings, metrics)
+    notifier = SlackNotifier(client, core)
+    worker = Worker(core, notifier, on_finished=metrics.execution_finished)
+    services = Services(
+        core=core, notifier=notifier, worker=worker, background=background_executor()
+    )
+    secret = (
+        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    )
+    bolt_app = create_bolt_app(services, client, signing_secret=secret)
+    return Runtime(core, client, metrics, notifier, worker, services, bolt_app)
+
+
+def portal_db_answers(core: Core) -> bool:
+    try:
+        with core.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    except SQLAlchemyError as exc:
+        log.warning("health check: the portal database does not answer (%s)", type(exc).__name__)
+        return False
+
+
+def create_http_app(
+    core: Core,
+    bolt_app: App | None,
+    worker: Worker | None,
+    *,
+    metrics: Metrics | None = None,
+) -> FastAPI:
+    """The HTTP side: Slack's endpoint (unless `bolt_app` is None), health and metrics.
+
+    The worker, when given, is started with the app and shut down gracefully with it.
+    """
+    metrics = metrics or Metrics(core.requests.counts_by_status)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if worker is not None:
+            await run_in_threadpool(worker.start)
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await run_in_threadpool(stop_worker, worker)
+
+    api = FastAPI(
+        title="dbquery", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+
+    if bolt_app is not None:
+        mount_slack_events(api, bolt_app)
+
+    @api.get("/healthz")
+    def healthz() -> Response:
+        if portal_db_answers(core):
+            return JSONResponse({"status": "ok"})
+        return JSONResponse(
+            {"status": "unavailable", "portal_db": "not answering"}, status_code=503
+        )
+
+    @api.get("/metrics")
+    def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    return api
+
+
+def mount_slack_events(api: FastAPI, bolt_app: App) -> None:
+    """POST /slack/events through Bolt's FastAPI adapter.
+
+    The adapter's handler runs Bolt's synchronous dispatch on the event loop; a portal query
+    in the middleware would then stall every other request, so dispatch runs in a thread.
+    """
+    handler = SlackRequestHandler(bolt_app)
+
+    @api.post("/slack/events")
+    async def slack_events(request: Request) -> Response:
+        body = await request.body()
+        response = await run_in_threadpool(handler.app.dispatch, to_bolt_request(request, body))
+        return to_starlette_response(response)
+
+
+def stop_worker(worker: Worker) -> None:
+    # The scheduler stops first, so nothing new is claimed; then running requests finish and
+    # record their outcome (a killed process would leave them to be marked interrupted).
+    worker.shutdown(wait=True)
+
+
+def run(settings: Settings, host: str, port: int) -> int:
+    try:
+        runtime = build_runtime(settings)
+    except BoltError as exc:
+        print(f"dbquery: Slack did not accept SLACK_BOT_TOKEN: {exc}", file=sys.stderr)
+        return 2
+    socket_mode = None
+    if settings.slack_app_token:
+        socket_mode = SocketModeHandler(
+            runtime.bolt_app,
+            settings.slack_app_token.get_secret_value(),
+            web_client=runtime.client,
+        )
+        socket_mode.connect()
+        log.info("receiving Slack payloads over Socket Mode")
+    http_app = create_http_app(
+        runtime.core,
+        None if socket_mode else runtime.bolt_app,
+        runtime.worker,
+        metrics=runtime.metrics,
+    )
+    try:
+        uvicorn.run(
+            http_app,
+            host=host,
+            port=port,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+            timeout_graceful_shutdown=HTTP_GRACE_S,
+        )
+    finally:
+        if socket_mode is not None:
+            socket_mode.close()
+        runtime.services.background.shutdown(wait=False)
+    return 0
+
+
+__all__ = ["Runtime", "build_runtime", "create_http_app", "make_web_client", "run"]

@@ -1,0 +1,435 @@
+"""A fake Slack Web API on loopback, answering like Slack does and recording every call.
+
+The bot reaches it through SLACK_API_URL. Besides the Web API methods it serves the other
+URLs Slack hands out: the upload URLs of files.getUploadURLExternal, url_private_download of
+files people attach, and response_url webhooks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+# Slack's documented limits that a real workspace enforces on what the bot sends.
+MESSAGE_MAX_BLOCKS = 50
+VIEW_MAX_BLOCKS = 100
+MESSAGE_TEXT_MAX = 40_000
+SECTION_TEXT_MAX = 3_000
+
+
+@dataclass
+class Call:
+    method: str  # a Web API method, or "response_url" / "upload" / "download"
+    args: dict[str, Any]
+    headers: dict[str, str]
+    path: str = ""
+
+
+@dataclass
+class Upload:
+    file_id: str
+    filename: str
+    length: int
+    data: bytes = b""
+    channel_id: str | None = None
+    thread_ts: str | None = None
+    initial_comment: str | None = None
+    completed: bool = False
+
+
+@dataclass
+class _Fault:
+    times: int
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    where: Callable[[dict[str, Any]], bool] | None = None
+
+
+class FakeSlack:
+    def __init__(self, bot_token: str = "xoxb-fake-token", team_id: str = "T0FAKE") -> None:
+        self.bot_token = bot_token
+        self.team_id = team_id
+        self.emails: dict[str, str] = {}  # Slack user id -> profile email (users.info)
+        self.calls: list[Call] = []
+        self.uploads: dict[str, Upload] = {}
+        self.files: dict[str, tuple[str, bytes]] = {}  # file id -> (name, bytes) to download
+        self._faults: dict[str, list[_Fault]] = {}
+        self._ids = itertools.count(1)
+        self._changed = threading.Condition()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    # --- life cycle --------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def api_url(self) -> str:
+        return self.root + "api/"
+
+    def start(self) -> FakeSlack:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def reset(self) -> None:
+        with self._changed:
+            self.calls.clear()
+            self._faults.clear()
+
+    # --- what tests set up -------------------------------------------------------------------
+
+    def response_url(self, name: str = "r") -> str:
+        return f"{self.root}respond/{name}-{next(self._ids)}"
+
+    def add_file(self, name: str, content: bytes, filetype: str = "text") -> dict[str, Any]:
+        """Store a file as if a person had attached it; returns the file_input file object."""
+        file_id = f"F{next(self._ids):08d}"
+        self.files[file_id] = (name, content)
+        return {
+            "id": file_id,
+            "name": name,
+            "title": name,
+            "mimetype": "text/plain",
+            "filetype": filetype,
+            "size": len(content),
+            "url_private": f"{self.root}files/{file_id}/{name}",
+            "url_private_download": f"{self.root}files/{file_id}/download/{name}",
+        }
+
+    def rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
+        """Answer `method` with 429 and Retry-After the next `times` calls."""
+        self._add_fault(
+            method,
+            _Fault(
+                times, 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
+            ),
+        )
+
+    def fail(
+        self,
+        method: str,
+        error: str,
+        times: int = 1,
+        where: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        """Answer {"ok": false, "error": error} to the next `times` calls of `method` (whose
+        arguments satisfy `where`, when given)."""
+        self._add_fault(method, _Fault(times, 200, {"ok": False, "error": error}, where=where))
+
+    def _add_fault(self, method: str, fault: _Fault) -> None:
+        with self._changed:
+            self._faults.setdefault(method, []).append(fault)
+
+    # --- what tests look at ------------------------------------------------------------------
+
+    def calls_to(self, method: str, where: Callable[[Call], bool] | None = None) -> list[Call]:
+        with self._changed:
+            return [c for c in self.calls if c.method == method and (where is None or where(c))]
+
+    def wait_for(
+        self,
+        method: str,
+        where: Callable[[Call], bool] | None = None,
+        count: int = 1,
+        timeout: float = 15,
+    ) -> list[Call]:
+        """Block until at least `count` matching calls were recorded (or fail at the deadline)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = [
+                    c for c in self.calls if c.method == method and (where is None or where(c))
+                ]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = sorted({c.method for c in self.calls})
+                    raise AssertionError(
+                        f"expected {count} call(s) to {method}, got {len(found)} "
+                        f"within {timeout}s; methods seen: {seen}"
+                    )
+                self._changed.wait(left)
+
+    def _record(self, call: Call) -> None:
+        with self._changed:
+            self.calls.append(call)
+            self._changed.notify_all()
+
+    def _take_fault(self, method: str, args: dict[str, Any]) -> _Fault | None:
+        with self._changed:
+            for fault in self._faults.get(method, []):
+                if fault.where is None or fault.where(args):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self._faults[method].remove(fault)
+                    return fault
+            return None
+
+    # --- the Web API -------------------------------------------------------------------------
+
+    def _ts(self) -> str:
+        return f"{int(time.time())}.{next(self._ids):06d}"
+
+    def answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return {"ok": False, "error": "unknown_method"}
+        return handler(args)
+
+    def _m_auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://fake.slack.com/",
+            "team": "Fake",
+            "user": "dbquery",
+            "team_id": self.team_id,
+            "user_id": "UBOT",
+            "bot_id": "BBOT",
+        }
+
+    def _message_problem(self, args: dict[str, Any]) -> str | None:
+        if not args.get("channel"):
+            return "channel_not_found"
+        blocks = args.get("blocks")
+        if not args.get("text") and not blocks:
+            return "no_text"
+        if blocks is not None and (
+            not isinstance(blocks, list) or len(blocks) > MESSAGE_MAX_BLOCKS
+        ):
+            return "invalid_blocks"
+        if len(args.get("text") or "") > MESSAGE_TEXT_MAX:
+            return "msg_too_long"
+        return _blocks_problem(blocks or [])
+
+    def _m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
+        problem = self._message_problem(args)
+        if problem:
+            return {"ok": False, "error": problem}
+        ts = self._ts()
+        message = {"text": args.get("text", ""), "ts": ts, "blocks": args.get("blocks", [])}
+        if args.get("thread_ts"):
+            message["thread_ts"] = args["thread_ts"]
+        return {"ok": True, "channel": args["channel"], "ts": ts, "message": message}
+
+    def _m_chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("ts"):
+            return {"ok": False, "error": "message_not_found"}
+        problem = self._message_problem(args)
+        if problem:
+            return {"ok": False, "error": problem}
+        return {"ok": True, "channel": args["channel"], "ts": args["ts"], "text": args.get("text")}
+
+    def _m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("user"):
+            return {"ok": False, "error": "user_not_in_channel"}
+        problem = self._message_problem(args)
+        if problem:
+            return {"ok": False, "error": problem}
+        return {"ok": True, "message_ts": self._ts()}
+
+    def _m_conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        users = str(args.get("users") or "")
+        if not users or "," in users:
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "channel": {"id": "D" + users}}
+
+    def _m_users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = str(args.get("user") or "")
+        if not user.startswith(("U", "W")):
+            return {"ok": False, "error": "user_not_found"}
+        profile = {"real_name": f"Person {user}"}
+        if user in self.emails:
+            profile["email"] = self.emails[user]
+        return {"ok": True, "user": {"id": user, "name": user.lower(), "profile": profile}}
+
+    def _m_users_lookupByEmail(self, args: dict[str, Any]) -> dict[str, Any]:
+        email = str(args.get("email") or "").lower()
+        for user, known in self.emails.items():
+            if known.lower() == email:
+                return {"ok": True, "user": {"id": user, "profile": {"email": known}}}
+        return {"ok": False, "error": "users_not_found"}
+
+    def _view(self, args: dict[str, Any]) -> dict[str, Any]:
+        view = args.get("view")
+        if not isinstance(view, dict) or view.get("type") not in ("modal", "home"):
+            return {"ok": False, "error": "invalid_arguments"}
+        blocks = view.get("blocks") or []
+        if len(blocks) > VIEW_MAX_BLOCKS or _blocks_problem(blocks):
+            return {"ok": False, "error": "invalid_arguments"}
+        if view["type"] == "modal" and len(view.get("title", {}).get("text", "")) > 24:
+            return {"ok": False, "error": "invalid_arguments"}
+        view_id = args.get("view_id") or f"V{next(self._ids):08d}"
+        return {"ok": True, "view": {**view, "id": view_id, "hash": f"h{next(self._ids)}"}}
+
+    def _m_views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("trigger_id"):
+            return {"ok": False, "error": "invalid_trigger_id"}
+        return self._view(args)
+
+    def _m_views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._view(args)
+
+    def _m_views_push(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._view(args)
+
+    def _m_views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("user_id"):
+            return {"ok": False, "error": "invalid_arguments"}
+        return self._view(args)
+
+    def _m_files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("filename") or not str(args.get("length") or "").isdigit():
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{next(self._ids):08d}"
+        with self._changed:
+            self.uploads[file_id] = Upload(file_id, args["filename"], int(args["length"]))
+        return {"ok": True, "upload_url": f"{self.root}upload/{file_id}", "file_id": file_id}
+
+    def _m_files_completeUploadExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        files = args.get("files")
+        if isinstance(files, str):
+            files = json.loads(files)
+        done = []
+        with self._changed:
+            for item in files or []:
+                upload = self.uploads.get(item.get("id"))
+                if upload is None or len(upload.data) != upload.length:
+                    return {"ok": False, "error": "file_not_found"}
+                upload.channel_id = args.get("channel_id")
+                upload.thread_ts = args.get("thread_ts")
+                upload.initial_comment = args.get("initial_comment")
+                upload.completed = True
+                done.append({"id": upload.file_id, "title": item.get("title") or upload.filename})
+        return {"ok": True, "files": done}
+
+    # --- HTTP --------------------------------------------------------------------------------
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet test output
+                return
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                path = urlparse(self.path).path
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                if path.startswith("/api/"):
+                    self._api(path[len("/api/") :], body, headers)
+                elif path.startswith("/upload/"):
+                    self._upload(path.rsplit("/", 1)[-1], body, headers)
+                elif path.startswith("/respond/"):
+                    args = json.loads(body or b"{}")
+                    fake._record(Call("response_url", args, headers, path))
+                    self._send(200, b"ok", "text/plain")
+                else:
+                    self._send(404, b"not found", "text/plain")
+
+            def do_GET(self) -> None:
+                path = urlparse(self.path).path
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                parts = path.strip("/").split("/")
+                if len(parts) >= 3 and parts[0] == "files" and parts[1] in fake.files:
+                    fake._record(Call("download", {"file": parts[1]}, headers, path))
+                    if headers.get("authorization") != f"Bearer {fake.bot_token}":
+                        # Slack answers a login page, not the file, without the bot token.
+                        self._send(200, b"<html>sign in</html>", "text/html")
+                        return
+                    self._send(200, fake.files[parts[1]][1], "application/octet-stream")
+                else:
+                    self._send(404, b"not found", "text/plain")
+
+            def _api(self, method: str, body: bytes, headers: dict[str, str]) -> None:
+                args = _parse_args(body, headers.get("content-type", ""), self.path)
+                fake._record(Call(method, args, headers, self.path))
+                fault = fake._take_fault(method, args)
+                if fault is not None:
+                    self._json(fault.status, fault.body, fault.headers)
+                    return
+                token = headers.get("authorization", "").removeprefix("Bearer ")
+                if token != fake.bot_token and args.get("token") != fake.bot_token:
+                    self._json(200, {"ok": False, "error": "invalid_auth"})
+                    return
+                self._json(200, fake.answer(method, args))
+
+            def _upload(self, file_id: str, body: bytes, headers: dict[str, str]) -> None:
+                fake._record(Call("upload", {"file_id": file_id, "size": len(body)}, headers))
+                with fake._changed:
+                    upload = fake.uploads.get(file_id)
+                    if upload is not None:
+                        upload.data = body
+                if upload is None:
+                    self._send(404, b"unknown upload", "text/plain")
+                else:
+                    self._send(200, f"OK - {len(body)}".encode(), "text/plain")
+
+            def _json(self, status: int, payload: dict, headers: dict[str, str] | None = None):
+                self._send(status, json.dumps(payload).encode(), "application/json", headers)
+
+            def _send(
+                self,
+                status: int,
+                body: bytes,
+                content_type: str,
+                headers: dict[str, str] | None = None,
+            ) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
+
+
+def _parse_args(body: bytes, content_type: str, path: str) -> dict[str, Any]:
+    if content_type.startswith("application/json"):
+        args = json.loads(body or b"{}")
+    else:
+        args = {k: v[-1] for k, v in parse_qs(body.decode("utf-8")).items()}
+    for key, values in parse_qs(urlparse(path).query).items():
+        args.setdefault(key, values[-1])
+    # Form-encoded calls carry structured arguments as JSON strings, as Slack accepts them.
+    for key in ("blocks", "view", "attachments"):
+        if isinstance(args.get(key), str):
+            try:
+                args[key] = json.loads(args[key])
+            except ValueError:
+                pass
+    return args
+
+
+def _blocks_problem(blocks: list[Any]) -> str | None:
+    for block in blocks:
+        if not isinstance(block, dict) or "type" not in block:
+            return "invalid_blocks"
+        text = block.get("text")
+        if isinstance(text, dict) and len(text.get("text", "")) > SECTION_TEXT_MAX:
+            return "invalid_blocks"
+    return None
