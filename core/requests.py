@@ -107,12 +107,16 @@ class RequestService:
             return [_record(r) for r in rows]
 
     def approvers_for(self, request: RequestRecord) -> list[UserRecord]:
-        """Active managers of the request's pod, or the admins when the pod has none."""
+        """Active managers of the request's pod, or the admins when the pod has none.
+
+        The requester never counts: when a pod's only manager asks, the admins decide.
+        """
         with self.sessions() as session:
-            people = repo.active_managers_of_pod(session, request.pod_id) or repo.active_admins(
-                session
-            )
-            return [UserRecord.of(u) for u in people if u.id != request.requester.id]
+            managers = repo.active_managers_of_pod(session, request.pod_id)
+            people = [u for u in managers if u.id != request.requester.id]
+            if not people:
+                people = [u for u in repo.active_admins(session) if u.id != request.requester.id]
+            return [UserRecord.of(u) for u in people]
 
     def admins(self) -> list[UserRecord]:
         with self.sessions() as session:
