@@ -79,7 +79,12 @@ def request_by_id_with_people(session: Session, request_id: int) -> Any | None:
 def requests_by_uuid_prefix(session: Session, prefix: str, limit: int = 2) -> Sequence[Any]:
     return session.execute(
         _with_people()
-        .where(cast(QueryRequest.uuid, String).like(f"{prefix}%"))
+        # Compared without dashes: SQLite stores a uuid as 32 hex digits, PostgreSQL prints dashes.
+        .where(
+            func.replace(cast(QueryRequest.uuid, String), "-", "").like(
+                prefix.replace("-", "") + "%"
+            )
+        )
         .order_by(QueryRequest.id.desc())
         .limit(limit)
     ).all()
@@ -259,5 +264,3 @@ def pending_for_decider(
     if not is_admin:
         query = query.where(QueryRequest.pod_id == (pod_id or ""))
     return session.execute(query.order_by(QueryRequest.id).limit(limit)).all()
-
-
