@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,18 @@ PATH_TO: dict[Status, tuple[Status, ...]] = {
     Status.COMPLETED: (Status.APPROVED, Status.EXECUTING, Status.COMPLETED),
     Status.FAILED: (Status.APPROVED, Status.EXECUTING, Status.FAILED),
 }
+
+
+class TickingClock:
+    """A clock for RequestService: each reading is one second after the last, so every write
+    has its own timestamp and a test can name it (`clock.now` is the latest reading)."""
+
+    def __init__(self, start: datetime = datetime(2024, 1, 1, tzinfo=UTC)) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
 
 
 def make_catalogue(

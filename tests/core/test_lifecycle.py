@@ -10,7 +10,6 @@ import itertools
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -23,6 +22,7 @@ from db import repository as repo
 from tests.portal import (
     BACKENDS,
     People,
+    TickingClock,
     add_people,
     bring_to,
     dispose,
@@ -106,17 +106,6 @@ def test_who_may_not_decide_gets_the_reason(kwargs, reason):
 
 
 # --- every pair through the service ------------------------------------------------------------
-
-
-class TickingClock:
-    """Each reading is one second after the last, so every write has its own timestamp."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2024, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
 
 
 @dataclass
