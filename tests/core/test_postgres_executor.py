@@ -317,6 +317,23 @@ def test_statement_timeout_applies_to_writes_in_scripts(run: Callable[..., Any])
     assert [s.status for s in caught.value.partial.statements] == ["rolled back", "failed"]
 
 
+def test_slow_cursor_read_is_bounded_by_the_statement_timeout(run: Callable[..., Any]) -> None:
+    # A locking SELECT is read through a cursor, one FETCH per batch. Each row costs a
+    # fraction of a millisecond, so no single FETCH need reach the limit while the whole read
+    # does: the limit holds for the read, not for each FETCH alone.
+    started = time.monotonic()
+    with pytest.raises(ExecutionError) as caught:
+        run(
+            "CREATE TEMP TABLE slow AS SELECT generate_series(1, 60000) AS g;\n"
+            "SELECT g, (SELECT count(*) FROM generate_series(1, 1000 + g % 2)) AS work"
+            " FROM slow FOR UPDATE;",
+            submission_type="script",
+            statement_timeout_s=1,
+        )
+    assert caught.value.message == "canceling statement due to statement timeout"
+    assert time.monotonic() - started < 15
+
+
 # --- refused before reaching the database -------------------------------------------------
 
 
