@@ -59,6 +59,8 @@ def test_admin_needs_no_pod(users):
 
 def test_list_is_grouped_by_pod_and_ordered_by_email(users):
     # Where users without a pod go (first or last) is left to the database's NULL ordering.
+    add(users, role="admin", pod=None)
+    add(users, pod="platform")
     listed = [(u.pod_id, u.email) for u in users.list()]
     with_pod = [entry for entry in listed if entry[0] is not None]
     assert with_pod == sorted(with_pod)
