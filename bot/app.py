@@ -22,6 +22,18 @@ BACKGROUND_THREADS = 8
 log = logging.getLogger("dbquery.bot")
 
 
+class _GivenClientNotice(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN itself and warns it is unused when a client is passed in; the
+    client was built from that same token, so the warning would only confuse operators."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+_BOLT_LOG = logging.getLogger("dbquery.bolt")
+_BOLT_LOG.addFilter(_GivenClientNotice())
+
+
 def create_bolt_app(
     services: Services,
     client: WebClient,
@@ -35,8 +47,7 @@ def create_bolt_app(
         signing_secret=signing_secret or "",
         process_before_response=False,
         listener_executor=ThreadPoolExecutor(listener_threads, thread_name_prefix="dbquery-slack"),
-        # Bolt would otherwise log request bodies at DEBUG; queries may hold sensitive data.
-        logger=logging.getLogger("dbquery.bolt"),
+        logger=_BOLT_LOG,
     )
     app.use(make_portal_user_middleware(app, services))
     scripts = ScriptFetcher(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -111,10 +111,12 @@ def create_http_app(
     worker: Worker | None,
     *,
     metrics: Metrics | None = None,
+    on_shutdown: Sequence[Callable[[], object]] = (),
 ) -> FastAPI:
     """The HTTP side: Slack's endpoint (unless `bolt_app` is None), health and metrics.
 
-    The worker, when given, is started with the app and shut down gracefully with it.
+    The worker, when given, is started with the app and shut down gracefully with it, after
+    the `on_shutdown` calls (which stop other ways in, such as Socket Mode).
     """
     metrics = metrics or Metrics(core.requests.counts_by_status)
 
@@ -125,6 +127,10 @@ def create_http_app(
         try:
             yield
         finally:
+            # uvicorn re-raises SIGTERM once the app has shut down, so this is the place that
+            # is sure to run; code after uvicorn.run() is not.
+            for call in on_shutdown:
+                await run_in_threadpool(call)
             if worker is not None:
                 await run_in_threadpool(stop_worker, worker)
 
@@ -169,9 +175,12 @@ def stop_worker(worker: Worker) -> None:
     # The scheduler stops first, so nothing new is claimed; then running requests finish and
     # record their outcome (a killed process would leave them to be marked interrupted).
     worker.shutdown(wait=True)
+    log.info("worker stopped; no request is executing")
 
 
 def run(settings: Settings, host: str, port: int) -> int:
+    # The dispatcher runs every 2 seconds; APScheduler would log each run at INFO.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         runtime = build_runtime(settings)
     except BoltError as exc:
@@ -186,25 +195,23 @@ def run(settings: Settings, host: str, port: int) -> int:
         )
         socket_mode.connect()
         log.info("receiving Slack payloads over Socket Mode")
+    cleanup: list[Callable[[], object]] = [] if socket_mode is None else [socket_mode.close]
+    cleanup.append(lambda: runtime.services.background.shutdown(wait=False))
     http_app = create_http_app(
         runtime.core,
         None if socket_mode else runtime.bolt_app,
         runtime.worker,
         metrics=runtime.metrics,
+        on_shutdown=cleanup,
     )
-    try:
-        uvicorn.run(
-            http_app,
-            host=host,
-            port=port,
-            log_level=settings.log_level.lower(),
-            access_log=False,
-            timeout_graceful_shutdown=HTTP_GRACE_S,
-        )
-    finally:
-        if socket_mode is not None:
-            socket_mode.close()
-        runtime.services.background.shutdown(wait=False)
+    uvicorn.run(
+        http_app,
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=HTTP_GRACE_S,
+    )
     return 0
 
 

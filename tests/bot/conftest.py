@@ -106,7 +106,9 @@ class SlackSender:
     def payload(self, payload: dict[str, Any]) -> httpx.Response:
         return self.form({"payload": json.dumps(payload)})
 
-    def command(self, user: str, text: str = "", **kwargs: Any) -> tuple[httpx.Response, str]:
+    def command(
+        self, user: str, text: str = "", *, trigger_id: str | None = None, **kwargs: Any
+    ) -> tuple[httpx.Response, str]:
         """Returns the response and the command's response_url."""
         response_url = self.fake.response_url("cmd")
         fields = {
@@ -121,7 +123,7 @@ class SlackSender:
             "text": text,
             "api_app_id": "A0DBQUERY",
             "response_url": response_url,
-            "trigger_id": f"trigger-{uuid.uuid4().hex[:10]}",
+            "trigger_id": trigger_id or f"trigger-{uuid.uuid4().hex[:10]}",
         }
         return self.form(fields, **kwargs), response_url
 

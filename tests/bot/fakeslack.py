@@ -62,6 +62,7 @@ class FakeSlack:
         self.uploads: dict[str, Upload] = {}
         self.files: dict[str, tuple[str, bytes]] = {}  # file id -> (name, bytes) to download
         self._faults: dict[str, list[_Fault]] = {}
+        self._held: dict[str, threading.Event] = {}
         self._ids = itertools.count(1)
         self._changed = threading.Condition()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -114,6 +115,12 @@ class FakeSlack:
             "url_private": f"{self.root}files/{file_id}/{name}",
             "url_private_download": f"{self.root}files/{file_id}/download/{name}",
         }
+
+    def hold_downloads(self, file_id: str) -> Callable[[], None]:
+        """Make downloads of a file wait until the returned function is called."""
+        gate = threading.Event()
+        self._held[file_id] = gate
+        return gate.set
 
     def rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
         """Answer `method` with 429 and Retry-After the next `times` calls."""
@@ -355,6 +362,9 @@ class FakeSlack:
                 parts = path.strip("/").split("/")
                 if len(parts) >= 3 and parts[0] == "files" and parts[1] in fake.files:
                     fake._record(Call("download", {"file": parts[1]}, headers, path))
+                    gate = fake._held.get(parts[1])
+                    if gate is not None:
+                        gate.wait(timeout=30)
                     if headers.get("authorization") != f"Bearer {fake.bot_token}":
                         # Slack answers a login page, not the file, without the bot token.
                         self._send(200, b"<html>sign in</html>", "text/html")
