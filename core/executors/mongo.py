@@ -5,7 +5,8 @@ pymongo's client-side operation timeout, and it is the only way pymongo offers t
 `maxTimeMS` on insert/update/delete as well as on find, aggregate, count, distinct: each command
 sent carries `maxTimeMS` set to what is left of the statement's budget (so the first command of
 a statement carries about `statement_timeout_s * 1000`). The same deadline bounds the client's
-own waits, so a server that ignores `maxTimeMS` cannot hold a worker forever.
+own waits, so a server that ignores `maxTimeMS` cannot hold a worker forever; a read's whole
+export, rows written to the file included, has to fit in it.
 
 Scripts run statement by statement and stop at the first failure. MongoDB has no
 cross-statement rollback here, so what already ran stays applied and is reported.
@@ -45,6 +46,9 @@ from core.executors.results import (
 
 NO_ROLLBACK_NOTE = "MongoDB does not roll back earlier statements of a script"
 STATEMENT_TEXT_MAX_CHARS = 200
+# Documents per cursor batch: few enough to keep memory flat, many enough that round trips
+# do not dominate (MongoDB also caps every reply at 16 MB).
+CURSOR_BATCH_SIZE = 1_000
 # MongoDB's code for refused credentials (codeName AuthenticationFailed).
 AUTHENTICATION_FAILED_CODE = 18
 _JSON_OPTIONS = json_util.RELAXED_JSON_OPTIONS
@@ -86,9 +90,8 @@ def execute_mongo(conn: Connection, job: Job) -> ExecutionResult:
                 if job.submission_type == "script" and NO_ROLLBACK_NOTE not in result.notes:
                     result.notes.append(NO_ROLLBACK_NOTE)
                 result.elapsed_ms = _elapsed_ms(started)
-                raise ExecutionError(
-                    f"statement {outcome.index}: {failure.message}", partial=result
-                ) from None
+                where = f"statement {outcome.index}: " if len(statements) > 1 else ""
+                raise ExecutionError(f"{where}{failure.message}", partial=result) from None
             outcome.status = "ok"
             if stmt.kind == "read":
                 reads_done.append(outcome.index)
@@ -291,8 +294,7 @@ def _run_read(
 ) -> int:
     sink = _JsonlSink(Path(job.out_dir) / f"{job.request_uuid}.jsonl", conn.max_rows)
     if stmt.method in ("find", "aggregate"):
-        overrides = _find_limit(stmt, conn.max_rows) if stmt.method == "find" else {}
-        with _call(collection, stmt, **overrides) as cursor:
+        with _call(collection, stmt, **_cursor_overrides(stmt, conn.max_rows)) as cursor:
             sink.write(cursor)
     elif stmt.method == "findOne":
         document = _call(collection, stmt)
@@ -306,13 +308,21 @@ def _run_read(
     return sink.row_count
 
 
-def _find_limit(stmt: MongoStatement, max_rows: int) -> dict[str, int]:
-    """Ask the server for one row past the cap: enough to know the result was cut, no more."""
+def _cursor_overrides(stmt: MongoStatement, max_rows: int) -> dict[str, int]:
+    """A fixed batch size, and for find() a limit of one row past the cap.
+
+    With a limit and no batch size pymongo asks for all remaining rows in one getMore; a
+    server that does not cap replies at 16 MB would then hold the whole result in memory.
+    One row past the cap is enough to know the result was cut, and no more is fetched.
+    """
     _, _, kwargs = pymongo_call(stmt)
+    if stmt.method == "aggregate":
+        return {} if "batchSize" in kwargs else {"batchSize": CURSOR_BATCH_SIZE}
+    overrides = {"batch_size": CURSOR_BATCH_SIZE}
     limit = kwargs.get("limit", 0)
-    if 0 < limit <= max_rows:
-        return {}
-    return {"limit": max_rows + 1}
+    if not 0 < limit <= max_rows:
+        overrides["limit"] = max_rows + 1
+    return overrides
 
 
 # --- the result file ----------------------------------------------------------------------

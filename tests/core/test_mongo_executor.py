@@ -23,7 +23,7 @@ from bson import ObjectId, json_util
 from pymongo import MongoClient, monitoring
 
 from core.executors.base import Connection, Job
-from core.executors.mongo import NO_ROLLBACK_NOTE, execute_mongo
+from core.executors.mongo import CURSOR_BATCH_SIZE, NO_ROLLBACK_NOTE, execute_mongo
 from core.executors.results import AuthenticationFailed, ExecutionError, ExecutionResult
 
 PASSWORD = "s3cret-Pa55word"
@@ -415,7 +415,9 @@ def test_server_error_text_reaches_the_user(
     with pytest.raises(ExecutionError) as caught:
         run(f"db.{collection_name}.aggregate([{{$noSuchStage: {{}}}}])")
 
-    assert "$noSuchStage" in caught.value.message
+    assert (
+        caught.value.message == "Aggregation stage '$noSuchStage' not supported"
+    )  # nx-27017's text
     assert caught.value.partial.statements[0].status == "failed"
 
 
@@ -493,6 +495,25 @@ def test_every_operation_carries_max_time_ms(
     for name, command in sent:
         # Each statement's budget starts at 7 s; what is sent is what is left of it.
         assert 6_000 < command.get("maxTimeMS", 0) <= 7_000, (name, command.get("maxTimeMS"))
+
+
+def test_large_reads_arrive_in_bounded_batches_and_stop_one_past_the_cap(
+    run: Callable[..., ExecutionResult], client: MongoClient
+) -> None:
+    recorder_db = f"dbq_mongo_wire_{uuid.uuid4().hex[:8]}"
+    client[recorder_db]["big"].insert_many([{"n": i} for i in range(2_500)])
+    recorder = _CommandRecorder(recorder_db)
+    monitoring.register(recorder)
+
+    result = run("db.big.find()", database=recorder_db, max_rows=2_200)
+
+    assert (result.row_count, result.truncated) == (2_200, True)
+    find = next(command for name, command in recorder.commands if name == "find")
+    assert find["limit"] == 2_201
+    get_mores = [command for name, command in recorder.commands if name == "getMore"]
+    assert len(get_mores) >= 2
+    assert all(command["batchSize"] <= CURSOR_BATCH_SIZE for command in get_mores)
+    client.drop_database(recorder_db)
 
 
 # --- connection failures (a minimal wire-protocol server) ---------------------------------
