@@ -69,7 +69,7 @@ class RequestService:
     def find(self, text: str) -> RequestRecord:
         """A request by its uuid or a unique prefix of it (at least 4 characters)."""
         text = text.strip().lower()
-        if len(text) < 4 or any(c not in "0123456789abcdef-" for c in text):
+        if len(text.replace("-", "")) < 4 or any(c not in "0123456789abcdef-" for c in text):
             raise NotFound(f"{text!r} is not a request id (give its uuid or first 8 characters)")
         with self.sessions() as session:
             rows = repo.requests_by_uuid_prefix(session, text)
