@@ -441,6 +441,13 @@ def test_find_by_uuid_prefix(portal):
             portal.requests.find(bad)
 
 
+def test_dashes_alone_do_not_match_the_only_request(empty_portal):
+    submit_query(empty_portal.requests, empty_portal.people.developer)
+    for bad in ("----", "-a-b-c-"):
+        with pytest.raises(NotFound):
+            empty_portal.requests.find(bad)
+
+
 def test_recent_rejects_an_unknown_status(portal):
     with pytest.raises(InvalidSubmission) as raised:
         portal.requests.recent(status="paused")
