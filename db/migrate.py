@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from core.errors import ConfigError
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -32,6 +34,13 @@ def migrate(engine: Engine) -> tuple[str | None, str]:
     """Upgrade to head; returns (revision before, revision after)."""
     before = current_revision(engine)
     cfg = alembic_config()
+    known = {script.revision for script in ScriptDirectory.from_config(cfg).walk_revisions()}
+    if before is not None and before not in known:
+        # Alembic would fail with a stack trace; this happens after rolling back a deployment.
+        raise ConfigError(
+            f"the portal database is at revision {before}, which this dbquery does not know: "
+            "a newer dbquery migrated it; run that version instead"
+        )
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

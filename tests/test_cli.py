@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bot.cli import main
@@ -295,3 +296,17 @@ def test_bad_input_exits_2_with_one_line(migrated_dir, monkeypatch, capsys, case
 
     captured = capsys.readouterr()
     _assert_one_clear_line(Result(tuple(args), returncode, captured.out, captured.err), says)
+
+
+def test_database_from_a_newer_dbquery_is_one_clear_line(migrated_dir, capsys):
+    engine = make_engine(f"sqlite:///{migrated_dir / 'dbquery.sqlite3'}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0999_future'"))
+    finally:
+        engine.dispose()
+
+    returncode = main(["migrate"])
+
+    captured = capsys.readouterr()
+    _assert_one_clear_line(Result(("migrate",), returncode, captured.out, captured.err), "0999")

@@ -11,6 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, func, inspect, select, text
 
+from core.errors import ConfigError
 from db.migrate import alembic_config, current_revision, head_revision, migrate
 from db.models import Base, User
 from db.session import make_engine
@@ -112,3 +113,16 @@ def test_downgrade_to_nothing_and_back_restores_the_schema(empty_engine):
 
     migrate(empty_engine)
     assert schema_snapshot(empty_engine) == migrated
+
+
+def test_database_migrated_by_a_newer_dbquery_is_refused_and_left_alone(empty_engine):
+    migrate(empty_engine)
+    with empty_engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0999_future'"))
+    before = schema_snapshot(empty_engine)
+
+    with pytest.raises(ConfigError, match="revision 0999_future.*newer dbquery"):
+        migrate(empty_engine)
+
+    assert current_revision(empty_engine) == "0999_future"
+    assert schema_snapshot(empty_engine) == before
