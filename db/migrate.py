@@ -8,11 +8,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from core.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The PostgreSQL advisory lock held while migrating ("dbquery" in ASCII).
+MIGRATION_LOCK_KEY = 0x64627175657279
 
 
 def alembic_config() -> Config:
@@ -32,16 +34,20 @@ def current_revision(engine: Engine) -> str | None:
 
 def migrate(engine: Engine) -> tuple[str | None, str]:
     """Upgrade to head; returns (revision before, revision after)."""
-    before = current_revision(engine)
     cfg = alembic_config()
     known = {script.revision for script in ScriptDirectory.from_config(cfg).walk_revisions()}
-    if before is not None and before not in known:
-        # Alembic would fail with a stack trace; this happens after rolling back a deployment.
-        raise ConfigError(
-            f"the portal database is at revision {before}, which this dbquery does not know: "
-            "a newer dbquery migrated it; run that version instead"
-        )
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Several `serve` replicas may migrate at start-up at once: one migrates, the others
+            # wait here and then find nothing to do. (SQLite's BEGIN IMMEDIATE serialises already.)
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        before = MigrationContext.configure(conn).get_current_revision()
+        if before is not None and before not in known:
+            # Alembic would fail with a stack trace; this happens after rolling back a deployment.
+            raise ConfigError(
+                f"the portal database is at revision {before}, which this dbquery does not know: "
+                "a newer dbquery migrated it; run that version instead"
+            )
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
     return before, head_revision()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
@@ -126,3 +128,43 @@ def test_database_migrated_by_a_newer_dbquery_is_refused_and_left_alone(empty_en
 
     assert current_revision(empty_engine) == "0999_future"
     assert schema_snapshot(empty_engine) == before
+
+
+def _migrate_when_released(url: str, barrier, outcomes) -> None:
+    """Runs in a child process: one `serve` replica migrating at start-up."""
+    engine = make_engine(url)
+    try:
+        barrier.wait(timeout=30)
+        outcomes.put(migrate(engine))
+    except Exception as exc:  # reported to the parent, which asserts there were none
+        outcomes.put(f"{type(exc).__name__}: {exc}")
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_replicas_migrating_at_once_all_succeed(backend, make_pg_database, tmp_path):
+    url = _empty_database_url(backend, make_pg_database, tmp_path)
+    replicas = 4
+    # fork: the children start at once without re-importing; they build their own engines.
+    context = multiprocessing.get_context("fork")
+    barrier, outcomes = context.Barrier(replicas), context.Queue()
+    processes = [
+        context.Process(target=_migrate_when_released, args=(url, barrier, outcomes))
+        for _ in range(replicas)
+    ]
+    for process in processes:
+        process.start()
+    results = [outcomes.get(timeout=60) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+
+    head = head_revision()
+    assert Counter(results) == {(None, head): 1, (head, head): replicas - 1}, results
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
+            assert versions.all() == [head]
+    finally:
+        engine.dispose()
