@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -117,10 +119,10 @@ def test_a_slack_id_is_linked_once(users):
     first = add(users, slack_id=sid)
     second = add(users)
 
-    with pytest.raises(InvalidSubmission, match="already linked") as raised:
+    with pytest.raises(InvalidSubmission, match=sid) as raised:
         add(users, slack_id=sid)
     assert raised.value.field == "slack_id"
-    with pytest.raises(InvalidSubmission, match="already linked"):
+    with pytest.raises(InvalidSubmission, match=sid):
         users.link_slack(second.email, sid)
 
     assert users.by_slack_id(sid) == first
@@ -215,3 +217,31 @@ def test_deactivated_user_is_refused_even_when_linked(users):
 
     with pytest.raises(NotRegistered, match="deactivated"):
         users.resolve_slack_user(sid, SlackProfiles({}))
+
+
+def test_simultaneous_adds_of_one_email_add_one_user_and_blame_the_email(users):
+    """Separate services (engines) released at once: the losers are told the email is taken."""
+    url = str(users.sessions.kw["bind"].url.render_as_string(hide_password=False))
+    services = [portal_services(url)[1] for _ in range(4)]
+    email = f"{unique('race')}@example.com"
+    barrier = threading.Barrier(len(services))
+
+    def add_once(service: UserService):
+        barrier.wait(timeout=30)
+        try:
+            return service.add(email=email, name="Racer", role="developer", pod="payments")
+        except InvalidSubmission as exc:
+            return exc
+
+    try:
+        with ThreadPoolExecutor(max_workers=len(services)) as pool:
+            outcomes = list(pool.map(add_once, services))
+    finally:
+        for service in services:
+            dispose(service)
+
+    errors = [o for o in outcomes if isinstance(o, InvalidSubmission)]
+    assert len(errors) == len(services) - 1, outcomes
+    assert {e.field for e in errors} == {"email"}
+    assert all(email in e.message for e in errors)
+    assert [u.email for u in users.list()].count(email) == 1
