@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,24 +41,19 @@ class UserService:
             known = ", ".join(p.id for p in self.catalogue.pods) or "none"
             raise InvalidSubmission("pod", f"unknown pod {pod!r} (catalogue pods: {known})")
         self._check_slack_id(slack_id)
-        try:
-            with self.sessions.begin() as session:
-                if repo.user_by_email(session, email) is not None:
-                    raise InvalidSubmission("email", f"a user with email {email} already exists")
-                user = User(
-                    email=email,
-                    name=name.strip(),
-                    role=role,
-                    pod_id=pod or None,
-                    slack_user_id=slack_id or None,
-                )
-                session.add(user)
-                session.flush()
-                return UserRecord.of(user)
-        except IntegrityError:
-            raise InvalidSubmission(
-                "slack_id", f"Slack user {slack_id} is already linked to another user"
-            ) from None
+        with self._unique_write(email=email, slack_id=slack_id) as session:
+            if repo.user_by_email(session, email) is not None:
+                raise InvalidSubmission("email", f"a user with email {email} already exists")
+            user = User(
+                email=email,
+                name=name.strip(),
+                role=role,
+                pod_id=pod or None,
+                slack_user_id=slack_id or None,
+            )
+            session.add(user)
+            session.flush()
+            return UserRecord.of(user)
 
     def list(self) -> list[UserRecord]:
         with self.sessions() as session:
@@ -71,16 +67,11 @@ class UserService:
 
     def link_slack(self, email: str, slack_id: str) -> UserRecord:
         self._check_slack_id(slack_id)
-        try:
-            with self.sessions.begin() as session:
-                user = self._by_email(session, email)
-                user.slack_user_id = slack_id
-                session.flush()
-                return UserRecord.of(user)
-        except IntegrityError:
-            raise InvalidSubmission(
-                "slack_id", f"Slack user {slack_id} is already linked to another user"
-            ) from None
+        with self._unique_write(slack_id=slack_id) as session:
+            user = self._by_email(session, email)
+            user.slack_user_id = slack_id
+            session.flush()
+            return UserRecord.of(user)
 
     def by_slack_id(self, slack_user_id: str) -> UserRecord | None:
         with self.sessions() as session:
@@ -114,6 +105,22 @@ class UserService:
                 "Your dbquery account is deactivated. Ask a dbquery admin to reactivate it."
             )
         return user
+
+    @contextmanager
+    def _unique_write(
+        self, *, email: str | None = None, slack_id: str | None = None
+    ) -> Iterator[Session]:
+        """A write transaction whose unique-key violation (a concurrent twin) is a user error."""
+        try:
+            with self.sessions.begin() as session:
+                yield session
+        except IntegrityError:
+            taken = [f"Slack user {slack_id}"] if slack_id else []
+            taken += [f"email {email}"] if email else []
+            raise InvalidSubmission(
+                "slack_id" if slack_id else "email",
+                f"{' or '.join(taken)} already belongs to another user",
+            ) from None
 
     def _by_email(self, session: Session, email: str) -> User:
         user = repo.user_by_email(session, email.strip())
