@@ -15,6 +15,7 @@ from core.errors import InvalidTransition
 from core.notify import Notifier
 from core.records import RequestRecord
 from core.wiring import Core
+from db.locks import Lease
 
 log = logging.getLogger("dbquery.worker")
 
@@ -49,9 +50,7 @@ class Worker:
     # --- life cycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        for request in self.requests.recover_interrupted():
-            log.warning("request %s was interrupted by a restart; marked failed", request.uuid)
-            self.deliver_outcome_now(request.id)
+        self.recover_interrupted()
         settings = self.core.settings
         now = datetime.now(UTC)
         common = {"max_instances": 1, "coalesce": True}
@@ -73,6 +72,11 @@ class Worker:
             id="reminders",
             **common,
         )
+        if self.requests.leases.shared:
+            # Another replica may die mid-execution: its leases free up and this one fails them.
+            self.scheduler.add_job(
+                self.recover_interrupted, "interval", seconds=60, id="recovery", **common
+            )
         self.scheduler.add_job(
             self.cleanup_tokens, "interval", hours=1, id="cleanup", next_run_time=now, **common
         )
@@ -94,6 +98,13 @@ class Worker:
         with self.idle:
             return self.idle.wait_for(lambda: self.running == 0, timeout=timeout)
 
+    def recover_interrupted(self) -> int:
+        recovered = self.requests.recover_interrupted()
+        for request in recovered:
+            log.warning("request %s was interrupted (its worker died); marked failed", request.uuid)
+            self.deliver_outcome_now(request.id)
+        return len(recovered)
+
     # --- dispatch ----------------------------------------------------------------------------
 
     def dispatch(self) -> int:
@@ -103,24 +114,24 @@ class Worker:
             self.wanted.clear()
             while self.slots.acquire(blocking=False):
                 try:
-                    request = self.requests.claim_next_approved()
+                    claimed = self.requests.claim_next_approved()
                 except Exception:
                     self.slots.release()
                     log.exception("could not claim approved requests")
                     return started
-                if request is None:
+                if claimed is None:
                     self.slots.release()
                     break
                 with self.idle:
                     self.running += 1
-                self.pool.submit(self._execute, request)
+                self.pool.submit(self._execute, *claimed)
                 started += 1
             # A wake() that arrived while claiming may concern a row committed after our last
             # look: look once more rather than wait for the next tick.
             if not self.wanted.is_set():
                 return started
 
-    def _execute(self, request: RequestRecord) -> None:
+    def _execute(self, request: RequestRecord, lease: Lease) -> None:
         began = datetime.now(UTC)
         try:
             self._safely(self.notifier.execution_started, request)
@@ -138,9 +149,12 @@ class Worker:
                     f"internal error ({type(exc).__name__})",
                     None,
                 )
-            finished = self.requests.finish(
-                request.id, result_json=result_json, error=error, result_file=result_file
-            )
+            try:
+                finished = self.requests.finish(
+                    request.id, result_json=result_json, error=error, result_file=result_file
+                )
+            finally:
+                lease.release()
             if self.on_finished:
                 self._safely(
                     self.on_finished, finished, (datetime.now(UTC) - began).total_seconds()

@@ -14,6 +14,7 @@ from core.errors import InvalidSubmission, InvalidTransition, NotAllowed, NotFou
 from core.lifecycle import Role, Status, SubmissionType, is_legal, why_cannot_decide
 from core.records import RequestRecord, UserRecord
 from db import repository as repo
+from db.locks import ExecutionLeases, Lease
 from db.models import QueryRequest, utcnow
 
 QUERY_MAX_BYTES = 100 * 1024
@@ -52,6 +53,7 @@ class RequestService:
         self.sessions = sessions
         self.catalogue = catalogue
         self.clock = clock
+        self.leases = ExecutionLeases(sessions.kw["bind"])
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -258,23 +260,36 @@ class RequestService:
 
     # --- execution ---------------------------------------------------------------------------
 
-    def claim_next_approved(self) -> RequestRecord | None:
-        """Move the oldest approved request to executing; None when there is nothing to claim."""
+    def claim_next_approved(self) -> tuple[RequestRecord, Lease] | None:
+        """Move the oldest approved request to executing, with the lease its executor holds.
+
+        None when there is nothing to claim. Release the lease once the outcome is recorded.
+        """
         for _ in range(20):
             with self.sessions.begin() as session:
                 request_id = repo.next_approved_id(session)
                 if request_id is None:
                     return None
+                # Taken before the claim commits: nobody can see this row executing unleased.
+                lease = self.leases.acquire(request_id)
                 now = self.clock()
-                if repo.transition(
-                    session,
-                    request_id,
-                    Status.APPROVED,
-                    Status.EXECUTING,
-                    execution_started_at=now,
-                    updated_at=now,
-                ):
-                    return _record(repo.request_by_id_with_people(session, request_id))
+                try:
+                    claimed = repo.transition(
+                        session,
+                        request_id,
+                        Status.APPROVED,
+                        Status.EXECUTING,
+                        execution_started_at=now,
+                        updated_at=now,
+                    )
+                    if claimed:
+                        record = _record(repo.request_by_id_with_people(session, request_id))
+                except BaseException:
+                    lease.release()
+                    raise
+            if claimed:
+                return record, lease
+            lease.release()
         return None
 
     def claim(self, request_uuid: uuid_mod.UUID | str) -> RequestRecord:
@@ -312,15 +327,23 @@ class RequestService:
             return _record(repo.request_by_id_with_people(session, request_id))
 
     def recover_interrupted(self) -> list[RequestRecord]:
-        """Fail what a crash left executing. Never re-run: a write could apply twice."""
+        """Fail executions whose process is gone. Never re-run: a write could apply twice.
+
+        Requests another live replica is executing keep their status (their lease is held).
+        """
         recovered = []
         with self.sessions() as session:
             ids = list(repo.executing_ids(session))
         for request_id in ids:
+            lease = self.leases.try_orphaned(request_id)
+            if lease is None:
+                continue
             try:
                 recovered.append(self.finish(request_id, error=INTERRUPTED))
             except InvalidTransition:
                 continue
+            finally:
+                lease.release()
         return recovered
 
     def transition(self, request_uuid, to_status: str, **values) -> RequestRecord:

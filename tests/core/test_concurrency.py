@@ -145,7 +145,9 @@ def test_two_workers_claim_each_approved_request_exactly_once(portal):
 
     def claim_until_none(service: RequestService) -> list[RequestRecord]:
         claimed = []
-        while (record := service.claim_next_approved()) is not None:
+        while (claim := service.claim_next_approved()) is not None:
+            record, lease = claim
+            lease.release()
             claimed.append(record)
         return claimed
 

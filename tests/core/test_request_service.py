@@ -366,10 +366,13 @@ def test_worker_claims_the_oldest_approval_first_then_nothing(empty_portal):
     p.requests.approve(second.uuid, p.people.manager.id)
     p.requests.approve(first.uuid, p.people.manager.id)
 
-    claimed = [p.requests.claim_next_approved() for _ in range(3)]
+    claims = [p.requests.claim_next_approved() for _ in range(3)]
+    assert claims[2] is None
+    claimed = [record for record, _ in claims[:2]]
+    for _, lease in claims[:2]:
+        lease.release()
 
-    assert [c.uuid for c in claimed[:2]] == [second.uuid, first.uuid]
-    assert claimed[2] is None
+    assert [c.uuid for c in claimed] == [second.uuid, first.uuid]
     assert all(c.status == "executing" for c in claimed[:2])
     assert claimed[1].execution_started_at == claimed[1].updated_at
     assert claimed[1].approver == p.people.manager
@@ -426,7 +429,9 @@ def test_recovery_fails_interrupted_requests_and_touches_nothing_else(empty_port
         else:
             assert after == before[request.uuid]
     assert p.requests.recover_interrupted() == []
-    assert p.requests.claim_next_approved().uuid == requests[1].uuid
+    record, lease = p.requests.claim_next_approved()
+    lease.release()
+    assert record.uuid == requests[1].uuid
 
 
 # --- reading -----------------------------------------------------------------------------------

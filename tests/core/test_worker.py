@@ -231,3 +231,32 @@ def _later(**delta):
     from datetime import UTC, datetime, timedelta
 
     return datetime.now(UTC) + timedelta(**delta)
+
+
+def test_recovery_spares_what_a_live_replica_is_executing(
+    portal_url, target_db, tmp_path, monkeypatch
+):
+    running, restarted = (make_core(portal_url, target_db, tmp_path, monkeypatch) for _ in "ab")
+    dev, boss = people(running)
+    request = submit_approved(running, dev, boss, "SELECT 1")
+    claimed, lease = running.requests.claim_next_approved()
+    assert claimed.uuid == request.uuid
+
+    # Another replica starting up must not fail a request whose executor is alive ...
+    assert restarted.requests.recover_interrupted() == []
+    assert restarted.requests.get(request.uuid).status == Status.EXECUTING
+
+    # ... but once that executor's process is gone (its lease freed), it is failed, not re-run.
+    lease.connection.invalidate()  # the connection dies as with a killed process
+    lease.connection = None
+    recovered_now: list = []
+    wait_until(
+        lambda: recovered_now.extend(restarted.requests.recover_interrupted()) or recovered_now,
+        timeout=10,
+        what="the server to end the dead session and free its lease",
+    )
+    [recovered] = recovered_now
+    assert recovered.uuid == request.uuid
+    assert recovered.status == Status.FAILED
+    assert recovered.execution_error.startswith("interrupted")
+    assert restarted.requests.claim_next_approved() is None
