@@ -14,7 +14,7 @@ from core.requests import RequestService
 from core.secrets import SecretStore
 from core.settings import Settings
 from core.users import UserService
-from db.migrate import current_revision, head_revision
+from db.migrate import current_revision, head_revision, known_revisions
 from db.session import make_engine, make_session_factory
 
 
@@ -33,7 +33,13 @@ class Core:
 def build_core(settings: Settings, catalogue: Catalogue | None = None) -> Core:
     catalogue = catalogue or load_catalogue(settings.config_path)
     engine = make_engine(settings.database_url)
-    if current_revision(engine) != head_revision():
+    revision, head = current_revision(engine), head_revision()
+    if revision != head:
+        if revision is not None and revision not in known_revisions():
+            raise ConfigError(
+                f"the portal database is at revision {revision}, newer than this dbquery knows "
+                f"({head}); run the dbquery that migrated it"
+            )
         raise ConfigError("the portal database is not migrated; run `dbquery migrate` first")
     sessions = make_session_factory(engine)
     secrets = SecretStore()

@@ -27,6 +27,12 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def known_revisions() -> set[str]:
+    return {
+        script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    }
+
+
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
@@ -35,7 +41,7 @@ def current_revision(engine: Engine) -> str | None:
 def migrate(engine: Engine) -> tuple[str | None, str]:
     """Upgrade to head; returns (revision before, revision after)."""
     cfg = alembic_config()
-    known = {script.revision for script in ScriptDirectory.from_config(cfg).walk_revisions()}
+    known = known_revisions()
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # Several `serve` replicas may migrate at start-up at once: one migrates, the others

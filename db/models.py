@@ -97,6 +97,10 @@ class User(TimestampMixin, Base):
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
 
 
+# Emails are unique whatever their letter case (Slack profiles and admins differ in case).
+Index("uq_users_email_lower", func.lower(User.email), unique=True)
+
+
 class QueryRequest(TimestampMixin, Base):
     __tablename__ = "query_requests"
     __table_args__ = (
