@@ -8,6 +8,8 @@ ephemeral answer saying so, and no listener runs for them.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
@@ -28,6 +30,7 @@ from core.wiring import Core
 PORTAL_USER = "portal_user"
 # Set on a request dispatched a second time after its sender was looked up in the background.
 RESOLVED_LATE = "dbquery_resolved_late"
+USER_CACHE_TTL_S = 30
 NOT_REGISTERED = (
     "You are not registered in dbquery. Ask a dbquery admin to add you "
     "(`dbquery users add --email <your Slack email> ...`)."
@@ -112,6 +115,51 @@ def _slack_error(exc: Exception) -> str:
 # --- the middleware -------------------------------------------------------------------------
 
 
+class RecentUsers:
+    """Active portal users resolved in the last `ttl_s` seconds, by Slack id.
+
+    Every Slack request needs to know who is asking before it is acknowledged; remembering the
+    answer briefly keeps the portal database out of the acknowledgement path for people who
+    are clicking around. Only what listeners show is affected by a stale entry: submitting and
+    deciding re-read the person in the same transaction, so a deactivated person can do
+    neither, even while still remembered here.
+    """
+
+    def __init__(
+        self,
+        ttl_s: float = USER_CACHE_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = 10_000,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, UserRecord]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, slack_user_id: str) -> UserRecord | None:
+        with self._lock:
+            entry = self._entries.get(slack_user_id)
+            if entry is None:
+                return None
+            if self.clock() - entry[0] >= self.ttl_s:
+                del self._entries[slack_user_id]
+                return None
+            return entry[1]
+
+    def remember(self, slack_user_id: str, user: UserRecord) -> None:
+        now = self.clock()
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries = {
+                    key: entry
+                    for key, entry in self._entries.items()
+                    if now - entry[0] < self.ttl_s
+                }
+            if len(self._entries) < self.max_entries:
+                self._entries[slack_user_id] = (now, user)
+
+
 class _EmailLookupNeeded(Exception):
     """No stored link: finding the person needs users.info, which waits until after the ack."""
 
@@ -135,8 +183,11 @@ def first_input_block(view: dict[str, Any]) -> str | None:
     return None
 
 
-def make_portal_user_middleware(app: App, services: Services) -> Callable[..., BoltResponse | None]:
+def make_portal_user_middleware(
+    app: App, services: Services, recent: RecentUsers | None = None
+) -> Callable[..., BoltResponse | None]:
     users = services.core.users
+    recent = recent or RecentUsers()
 
     def resolve_portal_user(
         req: BoltRequest,
@@ -150,12 +201,15 @@ def make_portal_user_middleware(app: App, services: Services) -> Callable[..., B
         slack_user_id = context.user_id
         if not slack_user_id:  # url_verification, ssl_check: nobody to resolve
             return next()
-        try:
-            user = users.resolve_slack_user(slack_user_id, _defer_email_lookup)
-        except NotRegistered as exc:
-            return refuse(body, ack, client, respond, slack_user_id, exc.message)
-        except _EmailLookupNeeded:
-            return resolve_after_ack(req, body, ack, client, respond, slack_user_id)
+        user = recent.get(slack_user_id)
+        if user is None:
+            try:
+                user = users.resolve_slack_user(slack_user_id, _defer_email_lookup)
+            except NotRegistered as exc:
+                return refuse(body, ack, client, respond, slack_user_id, exc.message)
+            except _EmailLookupNeeded:
+                return resolve_after_ack(req, body, ack, client, respond, slack_user_id)
+            recent.remember(slack_user_id, user)
         context[PORTAL_USER] = user
         return next()
 
@@ -216,6 +270,7 @@ def make_portal_user_middleware(app: App, services: Services) -> Callable[..., B
 
 __all__ = [
     "PORTAL_USER",
+    "RecentUsers",
     "Dispatcher",
     "Notifications",
     "Services",

@@ -13,10 +13,12 @@ import uuid
 
 import psycopg
 import pytest
+from sqlalchemy import update
 
 from core.lifecycle import Status
 from core.messages import MessageRefs
 from core.records import RequestRecord
+from db.models import User
 from tests.bot.conftest import (
     AUDIT_CHANNEL,
     BIG_ROWS,
@@ -457,8 +459,11 @@ def test_a_person_registered_by_email_is_linked_on_first_contact(bot: BotServer)
 
 
 def test_a_deactivated_person_gets_no_modal(bot: BotServer):
-    bot.core.users.deactivate("dev2@example.com")
-    response, _ = bot.sender.command("U0DEV2", trigger_id="trigger-dev2")
+    bot.core.users.add(
+        email="gone@example.com", name="Gone", role="developer", pod="payments", slack_id="U0GONE"
+    )
+    bot.core.users.deactivate("gone@example.com")
+    response, _ = bot.sender.command("U0GONE", trigger_id="trigger-gone")
     assert response.status_code == 200
     body = response.json()
     assert body["response_type"] == "ephemeral"
@@ -466,7 +471,31 @@ def test_a_deactivated_person_gets_no_modal(bot: BotServer):
     # Refused in the acknowledgement itself: no listener ran, so no modal can follow.
     _, url = bot.sender.command("U0ANN", "help")
     answer_to(bot, url)
-    assert not bot.fake.calls_to("views.open", lambda c: c.args["trigger_id"] == "trigger-dev2")
+    assert not bot.fake.calls_to("views.open", lambda c: c.args["trigger_id"] == "trigger-gone")
+
+
+def test_someone_deactivated_while_active_can_neither_submit_nor_decide(bot: BotServer):
+    request = submit_query(bot, "SELECT 7")
+    # Both have just used the app, so the bot still remembers them as active.
+    bot.sender.command("U0DEV2", "help")
+    bot.sender.command("U0PAT", "help")
+    bot.core.users.deactivate("dev2@example.com")
+    bot.core.users.deactivate("pat@example.com")
+    try:
+        before = bot.core.requests.recent(limit=1000)
+        response = bot.sender.submit_view(
+            "U0DEV2", "submit_request", query_form(bot.pg_target, "SELECT 8")
+        )
+        assert response.json()["response_action"] == "errors"
+        assert bot.core.requests.recent(limit=1000) == before
+
+        response, url = bot.sender.click("U0PAT", APPROVE, str(request.uuid))
+        assert "deactivated" in answer_to(bot, url).args["text"]
+        assert status_of(bot, request) == Status.PENDING
+    finally:
+        for email in ("dev2@example.com", "pat@example.com"):
+            with bot.core.sessions.begin() as session:
+                session.execute(update(User).where(User.email == email).values(is_active=True))
 
 
 # --- subcommands ---------------------------------------------------------------------------------
