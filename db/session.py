@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
+
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -42,10 +45,24 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     # write lock at the start: two workers then serialise instead of failing on upgrade.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    _set_wal(cur)
     cur.close()
+
+
+def _set_wal(cur) -> None:
+    # Switching a new file to WAL needs an exclusive lock and SQLite does not wait for it
+    # (no busy handler): processes opening the file at once retry until one has switched it.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _sqlite_begin_immediate(conn) -> None:
