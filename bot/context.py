@@ -11,8 +11,9 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,6 +32,7 @@ PORTAL_USER = "portal_user"
 # Set on a request dispatched a second time after its sender was looked up in the background.
 RESOLVED_LATE = "dbquery_resolved_late"
 USER_CACHE_TTL_S = 30
+ADMINS_NAMED = 3
 NOT_REGISTERED = (
     "You are not registered in dbquery. Ask a dbquery admin to add you "
     "(`dbquery users add --email <your Slack email> ...`)."
@@ -66,6 +68,21 @@ class Services:
 def portal_user(context: BoltContext) -> UserRecord:
     """The active portal user behind this request (set by the middleware)."""
     return context[PORTAL_USER]
+
+
+@contextmanager
+def after_ack(what: str) -> Iterator[None]:
+    """Wraps what a listener does after ack(): there, an exception must not escape.
+
+    Bolt polls for the acknowledgement every 10 ms, and a listener that raises after ack()
+    makes it discard that acknowledgement; if Slack's answer had not gone out yet, Slack gets
+    an error instead. Such failures (typically the portal database being unavailable) are
+    logged with their traceback.
+    """
+    try:
+        yield
+    except Exception:
+        log.exception("%s failed after Slack was answered", what)
 
 
 # --- analyses shown next to requests --------------------------------------------------------
@@ -206,12 +223,21 @@ def make_portal_user_middleware(
             try:
                 user = users.resolve_slack_user(slack_user_id, _defer_email_lookup)
             except NotRegistered as exc:
-                return refuse(body, ack, client, respond, slack_user_id, exc.message)
+                return refuse(body, ack, client, respond, slack_user_id, whom_to_ask(exc.message))
             except _EmailLookupNeeded:
                 return resolve_after_ack(req, body, ack, client, respond, slack_user_id)
             recent.remember(slack_user_id, user)
         context[PORTAL_USER] = user
         return next()
+
+    def whom_to_ask(text: str) -> str:
+        """The refusal, naming the admins who can add or reactivate the person."""
+        admins = services.core.requests.admins()
+        if not admins:
+            return text
+        names = ", ".join(f"{admin.name} ({admin.email})" for admin in admins[:ADMINS_NAMED])
+        more = f" and {len(admins) - ADMINS_NAMED} more" if len(admins) > ADMINS_NAMED else ""
+        return f"{text} dbquery admins: {names}{more}."
 
     def refuse(body, ack, client, respond, slack_user_id: str, text: str) -> BoltResponse:
         """Answer 'not registered' in the way this kind of payload allows, and stop."""
@@ -238,7 +264,7 @@ def make_portal_user_middleware(
         kind = body.get("type")
         if kind in ("view_submission", "block_suggestion") or req.context.get(RESOLVED_LATE):
             # Only linked people are shown modals; nothing sensible to defer here.
-            return refuse(body, ack, client, respond, slack_user_id, NOT_REGISTERED)
+            return refuse(body, ack, client, respond, slack_user_id, whom_to_ask(NOT_REGISTERED))
         response = ack()
         services.background.submit(lookup_then_redispatch, req, client, respond, slack_user_id)
         return response
@@ -248,7 +274,7 @@ def make_portal_user_middleware(
             users.resolve_slack_user(slack_user_id, slack_email_lookup(client))
         except NotRegistered as exc:
             if req.body.get("type") != "event_callback":
-                message = not_registered_message(exc.message)
+                message = not_registered_message(whom_to_ask(exc.message))
                 reply_privately(client, respond, slack_user_id, message)
             return
         except (SlackApiError, SlackClientError, OSError) as exc:
@@ -270,6 +296,7 @@ def make_portal_user_middleware(
 
 __all__ = [
     "PORTAL_USER",
+    "after_ack",
     "RecentUsers",
     "Dispatcher",
     "Notifications",

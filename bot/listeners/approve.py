@@ -15,12 +15,12 @@ from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.context import Services, portal_user, reply_privately
+from bot.context import Services, after_ack, portal_user, reply_privately
 from bot.listeners.home import publish_home
 from bot.views.approval import APPROVE_ACTION, REJECT_ACTION
 from bot.views.reject import REASON_BLOCK, REJECT_CALLBACK, reject_modal
 from core.errors import DbqueryError
-from core.records import RequestRecord, UserRecord
+from core.records import UserRecord
 
 log = logging.getLogger("dbquery.bot.approve")
 
@@ -46,9 +46,18 @@ def register(app: App, services: Services) -> None:
         respond: Respond,
     ) -> None:
         ack()
-        user = portal_user(context)
+        with after_ack("approve"):
+            approve(portal_user(context), action.get("value") or "", body, client, respond)
+
+    def approve(
+        user: UserRecord,
+        request_uuid: str,
+        body: dict[str, Any],
+        client: WebClient,
+        respond: Respond,
+    ) -> None:
         try:
-            request = core.requests.approve(action.get("value") or "", user.id)
+            request = core.requests.approve(request_uuid, user.id)
         except DbqueryError as exc:
             reply_privately(client, respond, user.slack_user_id or "", {"text": exc.message})
             return
@@ -66,9 +75,18 @@ def register(app: App, services: Services) -> None:
         respond: Respond,
     ) -> None:
         ack()
-        user = portal_user(context)
+        with after_ack("reject"):
+            ask_for_reason(portal_user(context), action.get("value") or "", body, client, respond)
+
+    def ask_for_reason(
+        user: UserRecord,
+        request_uuid: str,
+        body: dict[str, Any],
+        client: WebClient,
+        respond: Respond,
+    ) -> None:
         try:
-            request = core.requests.check_may_decide(action.get("value") or "", user.id)
+            request = core.requests.check_may_decide(request_uuid, user.id)
         except DbqueryError as exc:
             reply_privately(client, respond, user.slack_user_id or "", {"text": exc.message})
             return
@@ -94,12 +112,10 @@ def register(app: App, services: Services) -> None:
             ack(response_action="errors", errors={REASON_BLOCK: exc.message})
             return
         ack()
-        announce_rejection(request)
-        publish_home(client, services, user)
-
-    def announce_rejection(request: RequestRecord) -> None:
-        services.notifier.request_decided(request)
-        services.worker.deliver_outcome_now(request.id)
+        with after_ack("reject_request"):
+            services.notifier.request_decided(request)
+            services.worker.deliver_outcome_now(request.id)
+            publish_home(client, services, user)
 
 
 def reason_of(view: dict[str, Any]) -> str:

@@ -29,7 +29,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict
 from slack_bolt import Ack, App, BoltContext
 
-from bot.context import Services, portal_user
+from bot.context import Services, after_ack, portal_user
 from bot.views.limits import PLAIN_TEXT_INPUT_MAX, truncate
 from bot.views.submit import (
     COMMENTS_BLOCK,
@@ -251,7 +251,8 @@ def register(app: App, services: Services, scripts: ScriptFetcher) -> None:
             ack(response_action="errors", errors=field_errors(TARGET_BLOCK, exc.message))
             return
         ack()
-        services.notifier.request_submitted(request, core.requests.approvers_for(request))
+        with after_ack(SUBMIT_CALLBACK):
+            services.notifier.request_submitted(request, core.requests.approvers_for(request))
 
 
 __all__ = ["AttachedFile", "ScriptFetcher", "SubmitForm", "build_submission", "register"]

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 import httpx
 import psycopg
+import pymongo
 import pytest
 import uvicorn
 import yaml
@@ -273,7 +274,20 @@ def target_secret() -> Iterator[None]:
         yield
 
 
-def write_catalogue(path: Path, target_db: str) -> Path:
+@pytest.fixture(scope="session")
+def mongo_target(mongo_server: tuple[str, int]) -> tuple[str, int]:
+    """nx-27017 with an `events` database: a few signups and many clicks."""
+    host, port = mongo_server
+    with pymongo.MongoClient(host, port, serverSelectionTimeoutMS=5000) as client:
+        events = client["events"]
+        events.signups.delete_many({})
+        events.signups.insert_many([{"n": n, "plan": "pro" if n % 2 else "free"} for n in range(3)])
+        events.clicks.delete_many({})
+        events.clicks.insert_many([{"n": n, "page": f"/p/{n % 10}"} for n in range(BIG_ROWS)])
+    return host, port
+
+
+def write_catalogue(path: Path, target_db: str, mongo: tuple[str, int] = ("127.0.0.1", 1)) -> Path:
     catalogue = {
         "audit_channel": AUDIT_CHANNEL,
         "pods": [{"id": "payments", "name": "Payments"}, {"id": "platform", "name": "Platform"}],
@@ -292,8 +306,8 @@ def write_catalogue(path: Path, target_db: str) -> Path:
                 "id": "mongo-events",
                 "name": "Events MongoDB",
                 "type": "mongodb",
-                "host": "127.0.0.1",
-                "port": 1,
+                "host": mongo[0],
+                "port": mongo[1],
                 "databases": ["events"],
             },
         ],
@@ -363,10 +377,16 @@ def make_settings(portal_url: str, catalogue: Path, results: Path, fake: FakeSla
     )
 
 
-def start_server(portal_url: str, workdir: Path, fake: FakeSlack, target_db: str) -> BotServer:
+def start_server(
+    portal_url: str,
+    workdir: Path,
+    fake: FakeSlack,
+    target_db: str,
+    mongo: tuple[str, int] = ("127.0.0.1", 1),
+) -> BotServer:
     """The real app (build_runtime + create_http_app) under uvicorn in a thread on a free port."""
     migrate(make_engine(portal_url))
-    catalogue = write_catalogue(workdir / "dbquery.yml", target_db)
+    catalogue = write_catalogue(workdir / "dbquery.yml", target_db, mongo)
     settings = make_settings(portal_url, catalogue, workdir / "results", fake)
     clock = Clock()
     core = build_core(settings)
@@ -397,12 +417,12 @@ def bot(
     fake_slack: FakeSlack,
     target_database: str,
     target_secret: None,
+    mongo_target: tuple[str, int],
 ) -> Iterator[BotServer]:
     """A served bot on a SQLite portal database of its own (one per test module)."""
     workdir = tmp_path_factory.mktemp("bot")
-    server = start_server(
-        f"sqlite:///{workdir / 'portal.sqlite3'}", workdir, fake_slack, target_database
-    )
+    portal_url = f"sqlite:///{workdir / 'portal.sqlite3'}"
+    server = start_server(portal_url, workdir, fake_slack, target_database, mongo_target)
     try:
         yield server
     finally:

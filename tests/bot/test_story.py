@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from sqlalchemy import update
 
+from bot.notifier import SlackNotifier
 from core.lifecycle import Status
 from core.messages import MessageRefs
 from core.records import RequestRecord
@@ -177,6 +178,15 @@ def test_approval_runs_the_query_and_replies_under_the_card(bot: BotServer):
         "chat.update",
         lambda c: c.args.get("ts") == card.ts and "Completed" in text_of(c),
     )
+    # The audit channel gets one line per transition.
+    for event in ("submitted", "approved by Mo Manager", "executing", "completed"):
+        bot.fake.wait_for(
+            "chat.postMessage",
+            lambda c, event=event: (
+                c.args.get("channel") == AUDIT_CHANNEL
+                and c.args.get("text", "").startswith(f"`{request.short_id}` {event}")
+            ),
+        )
 
 
 def test_a_second_click_changes_nothing_and_says_who_decided(bot: BotServer):
@@ -357,6 +367,61 @@ def test_a_failed_result_post_is_retried_by_the_worker(bot: BotServer):
     assert status_of(bot, request) == Status.COMPLETED
 
 
+def test_a_large_mongodb_result_is_uploaded_as_json_lines(bot: BotServer):
+    request = submit_query(
+        bot,
+        "db.clicks.find({}, {_id: 0, n: 1, page: 1}).sort({n: 1})",
+        target="mongo-events/events",
+    )
+    assert request.database_type == "mongodb"
+    done = approve(bot, request)
+    assert done.status == Status.COMPLETED, done.execution_error
+    card = card_of(bot, request)
+    [completed] = bot.fake.wait_for(
+        "files.completeUploadExternal", lambda c: c.args.get("thread_ts") == card.ts
+    )
+    upload = bot.fake.uploads[json.loads(completed.args["files"])[0]["id"]]
+    assert upload.filename.endswith(".jsonl")
+    lines = upload.data.decode("utf-8").splitlines()
+    assert len(lines) == BIG_ROWS
+    assert json.loads(lines[0]) == {"n": 0, "page": "/p/0"}
+
+
+def test_a_small_mongodb_result_is_shown_inline(bot: BotServer):
+    request = submit_query(
+        bot, "db.signups.find({plan: 'pro'}, {_id: 0})", target="mongo-events/events"
+    )
+    approve(bot, request)
+    [reply] = thread_replies(bot, request)
+    assert "pro" in text_of(reply)
+    card = card_of(bot, request)
+    assert not bot.fake.calls_to(
+        "files.completeUploadExternal", lambda c: c.args.get("thread_ts") == card.ts
+    )
+
+
+def test_messages_are_updated_in_place_after_a_restart(bot: BotServer):
+    """The message references live in the portal database, not in the process."""
+    request = submit_query(bot, "SELECT 'restart'")
+    dms = approval_dms(bot, request, 2)
+    card = card_of(bot, request)
+    # A new process: a fresh notifier knows nothing but what the portal database holds.
+    fresh = SlackNotifier(bot.runtime.client, bot.core)
+    decided = bot.core.requests.reject(request.uuid, user_id(bot, "U0MO"), "after restart")
+    fresh.request_decided(decided)
+    for ref in (*dms, card):
+        bot.fake.wait_for(
+            "chat.update",
+            lambda c, ref=ref: c.args.get("ts") == ref.ts and "after restart" in text_of(c),
+        )
+
+
+def user_id(bot: BotServer, slack_id: str):
+    user = bot.core.users.by_slack_id(slack_id)
+    assert user is not None
+    return user.id
+
+
 # --- App Home ------------------------------------------------------------------------------------
 
 
@@ -431,7 +496,8 @@ def test_an_unregistered_person_is_told_and_nothing_is_written(bot: BotServer):
     response, response_url = bot.sender.command("U0STRANGER", trigger_id="trigger-stranger")
     assert response.status_code == 200
     answer = answer_to(bot, response_url)
-    assert "not registered" in text_of(answer) + json.dumps(answer.args)
+    assert "not registered" in answer.args["text"]
+    assert "Ada Admin (ada@example.com)" in answer.args["text"]  # whom to ask
     assert answer.args.get("response_type") == "ephemeral"
     bot.fake.wait_for("users.info", lambda c: c.args.get("user") == "U0STRANGER")
     assert not bot.fake.calls_to("views.open", lambda c: c.args["trigger_id"] == "trigger-stranger")
@@ -467,7 +533,7 @@ def test_a_deactivated_person_gets_no_modal(bot: BotServer):
     assert response.status_code == 200
     body = response.json()
     assert body["response_type"] == "ephemeral"
-    assert "deactivated" in json.dumps(body)
+    assert "deactivated" in body["text"] and "Ada Admin" in body["text"]
     # Refused in the acknowledgement itself: no listener ran, so no modal can follow.
     _, url = bot.sender.command("U0ANN", "help")
     answer_to(bot, url)
