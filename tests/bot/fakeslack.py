@@ -7,10 +7,15 @@ files people attach, and response_url webhooks.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import json
+import socket
+import struct
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -63,6 +68,7 @@ class FakeSlack:
         self.files: dict[str, tuple[str, bytes]] = {}  # file id -> (name, bytes) to download
         self._faults: dict[str, list[_Fault]] = {}
         self._held: dict[str, threading.Event] = {}
+        self._socket_mode: SocketModeServer | None = None
         self._ids = itertools.count(1)
         self._changed = threading.Condition()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -90,6 +96,16 @@ class FakeSlack:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        if self._socket_mode is not None:
+            self._socket_mode.stop()
+
+    @property
+    def socket_mode(self) -> SocketModeServer:
+        """The Socket Mode WebSocket server apps.connections.open hands out (started on demand)."""
+        with self._changed:
+            if self._socket_mode is None:
+                self._socket_mode = SocketModeServer()
+            return self._socket_mode
 
     def reset(self) -> None:
         with self._changed:
@@ -213,6 +229,9 @@ class FakeSlack:
             "user_id": "UBOT",
             "bot_id": "BBOT",
         }
+
+    def _m_apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": self.socket_mode.url}
 
     def _message_problem(self, args: dict[str, Any]) -> str | None:
         if not args.get("channel"):
@@ -381,7 +400,13 @@ class FakeSlack:
                     self._json(fault.status, fault.body, fault.headers)
                     return
                 token = headers.get("authorization", "").removeprefix("Bearer ")
-                if token != fake.bot_token and args.get("token") != fake.bot_token:
+                token = token or str(args.get("token") or "")
+                # apps.connections.open takes the app-level token, everything else the bot's.
+                if method == "apps.connections.open":
+                    authorised = token.startswith("xapp-")
+                else:
+                    authorised = token == fake.bot_token
+                if not authorised:
                     self._json(200, {"ok": False, "error": "invalid_auth"})
                     return
                 self._json(200, fake.answer(method, args))
@@ -443,3 +468,130 @@ def _blocks_problem(blocks: list[Any]) -> str | None:
         if isinstance(text, dict) and len(text.get("text", "")) > SECTION_TEXT_MAX:
             return "invalid_blocks"
     return None
+
+
+# --- Socket Mode -------------------------------------------------------------------------------
+
+WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class SocketModeServer:
+    """The WebSocket end of Socket Mode (plain ws:// on loopback, as slack_sdk allows for tests).
+
+    Sends envelopes the way Slack does and records the app's acknowledgements.
+    """
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._clients: list[socket.socket] = []
+        self.acks: dict[str, dict[str, Any]] = {}
+        self._changed = threading.Condition()
+        self._send_lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self._listener.getsockname()[1]}/link/?ticket=fake"
+
+    def stop(self) -> None:
+        self._listener.close()
+        with self._changed:
+            for client in self._clients:
+                client.close()
+
+    def wait_connected(self, timeout: float = 15) -> None:
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._clients, timeout=timeout):
+                raise AssertionError("the app did not connect over Socket Mode")
+
+    def send(self, kind: str, payload: dict[str, Any]) -> str:
+        """Send one envelope (slash_commands, interactive, events_api); returns its id."""
+        envelope_id = str(uuid.uuid4())
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": kind,
+            "accepts_response_payload": kind != "events_api",
+            "payload": payload,
+        }
+        with self._changed:
+            client = self._clients[-1]
+        self._write(client, 0x1, json.dumps(envelope).encode())
+        return envelope_id
+
+    def wait_ack(self, envelope_id: str, timeout: float = 15) -> dict[str, Any]:
+        with self._changed:
+            if not self._changed.wait_for(lambda: envelope_id in self.acks, timeout=timeout):
+                raise AssertionError(f"no acknowledgement of envelope {envelope_id}")
+            return self.acks[envelope_id]
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            chunk = client.recv(4096)
+            if not chunk:
+                return
+            request += chunk
+        key = next(
+            line.split(":", 1)[1].strip()
+            for line in request.decode().split("\r\n")
+            if line.lower().startswith("sec-websocket-key:")
+        )
+        accept = base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()).decode()
+        client.sendall(
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+            ).encode()
+        )
+        hello = {"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0FAKE"}}
+        self._write(client, 0x1, json.dumps(hello).encode())
+        with self._changed:
+            self._clients.append(client)
+            self._changed.notify_all()
+        try:
+            self._read_frames(client)
+        except OSError:
+            return
+
+    def _read_frames(self, client: socket.socket) -> None:
+        reader = client.makefile("rb")
+        while True:
+            head = reader.read(2)
+            if len(head) < 2:
+                return
+            opcode, length = head[0] & 0x0F, head[1] & 0x7F
+            if length == 126:
+                length = struct.unpack("!H", reader.read(2))[0]
+            elif length == 127:
+                length = struct.unpack("!Q", reader.read(8))[0]
+            mask = reader.read(4) if head[1] & 0x80 else b"\0\0\0\0"
+            data = bytes(b ^ mask[i % 4] for i, b in enumerate(reader.read(length)))
+            if opcode == 0x9:  # ping
+                self._write(client, 0xA, data)
+            elif opcode == 0x8:  # close
+                return
+            elif opcode == 0x1:
+                message = json.loads(data)
+                if "envelope_id" in message:
+                    with self._changed:
+                        self.acks[message["envelope_id"]] = message
+                        self._changed.notify_all()
+
+    def _write(self, client: socket.socket, opcode: int, data: bytes) -> None:
+        header = bytes([0x80 | opcode])
+        if len(data) < 126:
+            header += bytes([len(data)])
+        elif len(data) < 65_536:
+            header += bytes([126]) + struct.pack("!H", len(data))
+        else:
+            header += bytes([127]) + struct.pack("!Q", len(data))
+        with self._send_lock:
+            client.sendall(header + data)

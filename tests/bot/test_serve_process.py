@@ -13,6 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.catalogue import load_catalogue
+from core.users import UserService
+from db.migrate import migrate
+from db.session import make_engine, make_session_factory
 from tests.bot.conftest import (
     BOT_TOKEN,
     SIGNING_SECRET,
@@ -39,31 +43,32 @@ class Served:
     log: Path
 
 
-@pytest.fixture(scope="module")
-def served(
-    tmp_path_factory: pytest.TempPathFactory, fake_slack: FakeSlack, target_database: str
-) -> Iterator[Served]:
-    workdir: Path = tmp_path_factory.mktemp("serve")
+def serve_env(workdir: Path, fake: FakeSlack, target_db: str, **extra: str) -> dict[str, str]:
+    """A migrated portal database with Ann (developer) and Mo (manager), and the environment."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DBQUERY_"))},
         "DBQUERY_DATABASE_URL": f"sqlite:///{workdir / 'portal.sqlite3'}",
-        "DBQUERY_CONFIG": str(write_catalogue(workdir / "dbquery.yml", target_database)),
+        "DBQUERY_CONFIG": str(write_catalogue(workdir / "dbquery.yml", target_db)),
         "DBQUERY_RESULTS_DIR": str(workdir / "results"),
         "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": fake_slack.api_url,
+        "SLACK_API_URL": fake.api_url,
         TARGET_SECRET_ENV: json.dumps({"username": "postgres", "password": ""}),
+        **extra,
     }
-    assert dbquery(env, "migrate").returncode == 0
-    for email, role, slack_id in (
-        ("ann@example.com", "developer", "U0ANN"),
-        ("mo@example.com", "manager", "U0MO"),
-    ):
-        added = dbquery(
-            env, "users", "add", "--email", email, "--name", email.split("@")[0],
-            "--role", role, "--pod", "payments", "--slack-id", slack_id,
-        )  # fmt: skip
-        assert added.returncode == 0, added.stderr
+    # Set up in-process (the CLI has its own tests); only `serve` runs as a subprocess here.
+    migrate(make_engine(env["DBQUERY_DATABASE_URL"]))
+    users = UserService(
+        make_session_factory(make_engine(env["DBQUERY_DATABASE_URL"])),
+        load_catalogue(env["DBQUERY_CONFIG"]),
+    )
+    users.add(
+        email="ann@example.com", name="Ann", role="developer", pod="payments", slack_id="U0ANN"
+    )
+    users.add(email="mo@example.com", name="Mo", role="manager", pod="payments", slack_id="U0MO")
+    return env
+
+
+def start_serve(workdir: Path, env: dict[str, str]) -> Served:
     port = free_port()
     log_path = workdir / "serve.log"
     with open(log_path, "w") as log:
@@ -73,13 +78,41 @@ def served(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+    wait_for_port(port, proc, "dbquery serve")
+    return Served(f"http://127.0.0.1:{port}", env, proc, log_path)
+
+
+def stop_serve(served: Served) -> None:
+    if served.proc.poll() is None:
+        served.proc.kill()
+        served.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def served(
+    tmp_path_factory: pytest.TempPathFactory, fake_slack: FakeSlack, target_database: str
+) -> Iterator[Served]:
+    workdir = tmp_path_factory.mktemp("serve")
+    env = serve_env(workdir, fake_slack, target_database, SLACK_SIGNING_SECRET=SIGNING_SECRET)
+    server = start_serve(workdir, env)
     try:
-        wait_for_port(port, proc, "dbquery serve")
-        yield Served(f"http://127.0.0.1:{port}", env, proc, log_path)
+        yield server
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_serve(server)
+
+
+@pytest.fixture(scope="module")
+def socket_served(
+    tmp_path_factory: pytest.TempPathFactory, fake_slack: FakeSlack, target_database: str
+) -> Iterator[Served]:
+    """`serve` in Socket Mode: an app-level token and no signing secret."""
+    workdir = tmp_path_factory.mktemp("socket")
+    env = serve_env(workdir, fake_slack, target_database, SLACK_APP_TOKEN="xapp-fake-app-token")
+    server = start_serve(workdir, env)
+    try:
+        yield server
+    finally:
+        stop_serve(server)
 
 
 def test_serve_answers_health_and_runs_a_request_end_to_end(
@@ -130,3 +163,47 @@ def test_serve_without_slack_settings_says_what_to_set(served: Served):
     result = dbquery(bare, "serve", "--port", str(free_port()))
     assert result.returncode == 2
     assert "SLACK_BOT_TOKEN" in result.stderr and "manifest.yml" in result.stderr
+
+
+# --- Socket Mode ---------------------------------------------------------------------------------
+
+
+def test_socket_mode_receives_slack_payloads_over_the_websocket(
+    socket_served: Served, fake_slack: FakeSlack
+):
+    socket_mode = fake_slack.socket_mode
+    socket_mode.wait_connected()
+    command = {
+        "command": "/dbquery",
+        "text": "",
+        "user_id": "U0ANN",
+        "team_id": fake_slack.team_id,
+        "channel_id": "C0GENERAL",
+        "response_url": fake_slack.response_url("socket"),
+        "trigger_id": "trigger-socket",
+    }
+    envelope = socket_mode.send("slash_commands", command)
+    socket_mode.wait_ack(envelope)
+    [opened] = fake_slack.wait_for("views.open", lambda c: c.args["trigger_id"] == "trigger-socket")
+    assert opened.args["view"]["callback_id"] == "submit_request"
+
+    home = {
+        "type": "event_callback",
+        "team_id": fake_slack.team_id,
+        "event": {"type": "app_home_opened", "user": "U0MO", "tab": "home"},
+        "event_id": "EvSOCKET1",
+    }
+    socket_mode.wait_ack(socket_mode.send("events_api", home))
+    fake_slack.wait_for("views.publish", lambda c: c.args["user_id"] == "U0MO")
+
+    # Health and metrics stay on HTTP; Slack's HTTP endpoint is not served in Socket Mode.
+    assert httpx.get(socket_served.url + "/healthz").status_code == 200
+    assert httpx.post(socket_served.url + "/slack/events", content=b"{}").status_code == 404
+
+
+def test_socket_mode_serve_stops_cleanly_on_sigterm(socket_served: Served):
+    socket_served.proc.send_signal(signal.SIGTERM)
+    assert socket_served.proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    output = socket_served.log.read_text()
+    assert "worker stopped; no request is executing" in output
+    assert "Traceback" not in output and "xapp-fake-app-token" not in output
