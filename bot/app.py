@@ -17,7 +17,7 @@ from bot.listeners.submit import ScriptFetcher
 # Bolt's default pool (a handful of threads on a small host) would queue new requests, and
 # their acknowledgements, behind that work.
 LISTENER_THREADS = 64
-BACKGROUND_THREADS = 8
+BACKGROUND_THREADS = 16
 
 log = logging.getLogger("dbquery.bot")
 
@@ -52,7 +52,6 @@ def create_bolt_app(
     app.use(make_portal_user_middleware(app, services))
     scripts = ScriptFetcher(
         token=client.token or "",
-        executor=services.background,
         trusted_hosts={urlparse(client.base_url).hostname or "slack.com"},
     )
     commands.register(app, services)

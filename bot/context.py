@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ PORTAL_USER = "portal_user"
 # Set on a request dispatched a second time after its sender was looked up in the background.
 RESOLVED_LATE = "dbquery_resolved_late"
 USER_CACHE_TTL_S = 30
+ANALYSES_KEPT = 256
 ADMINS_NAMED = 3
 NOT_REGISTERED = (
     "You are not registered in dbquery. Ask a dbquery admin to add you "
@@ -88,12 +90,53 @@ def after_ack(what: str) -> Iterator[None]:
 # --- analyses shown next to requests --------------------------------------------------------
 
 
+class _RecentAnalyses:
+    """Analyses by request uuid, least recently used dropped first.
+
+    A request's content never changes, so its analysis never does; parsing a long script
+    takes seconds, and the same request is rendered again and again (approval DMs, their
+    updates, reminders, the Home tab, /dbquery pending).
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[uuid.UUID, Analysis | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: uuid.UUID) -> tuple[bool, Analysis | None]:
+        with self._lock:
+            if key not in self._entries:
+                return False, None
+            self._entries.move_to_end(key)
+            return True, self._entries[key]
+
+    def put(self, key: uuid.UUID, analysis: Analysis | None) -> None:
+        with self._lock:
+            self._entries[key] = analysis
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+
+_ANALYSES = _RecentAnalyses(ANALYSES_KEPT)
+
+
+def remember_analysis(request: RequestRecord, analysis: Analysis) -> None:
+    """Keep the analysis made at submit time, so rendering the request does not redo it."""
+    _ANALYSES.put(request.uuid, analysis)
+
+
 def analysis_of(request: RequestRecord) -> Analysis | None:
-    """The submit-time analysis of a stored request (None when it no longer parses)."""
+    """The analysis of a stored request (None when it no longer parses)."""
+    known, analysis = _ANALYSES.get(request.uuid)
+    if known:
+        return analysis
     try:
-        return analyse(request.database_type, request.content, request.submission_type)
+        analysis = analyse(request.database_type, request.content, request.submission_type)
     except AnalysisError:
-        return None
+        analysis = None
+    _ANALYSES.put(request.uuid, analysis)
+    return analysis
 
 
 def analyses_for(requests: Iterable[RequestRecord]) -> dict[uuid.UUID, Analysis]:
@@ -306,6 +349,7 @@ __all__ = [
     "first_input_block",
     "make_portal_user_middleware",
     "portal_user",
+    "remember_analysis",
     "reply_privately",
     "slack_email_lookup",
 ]

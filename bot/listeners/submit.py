@@ -1,36 +1,48 @@
 """The submit modal: its options listener and its submission.
 
-Every validation failure is answered in the acknowledgement as `response_action: errors` on
-the block at fault, so the person fixes it in place and nothing is written. That means the
-script has to be read before the acknowledgement, and it is, under a strict budget:
+A submission is checked and stored before Slack is answered, because that is the only moment
+problems can be shown on the field at fault (`response_action: errors`): an empty query, a
+syntax error, an unknown target, a script that is too large or not UTF-8. Nothing is written
+when anything is wrong.
 
-* the checks Slack's file metadata allows (extension, size) come first and cost nothing;
-* the download (bot token, files:read) gets SCRIPT_BUDGET_S of the 3 seconds Slack allows;
-* a download that overruns keeps going in the background, and the person is asked, on the
-  script field, to press Submit again; the second press picks up the finished download.
+Checking is usually instant, but a script has to be downloaded from Slack first (bot token,
+files:read), and PostgreSQL's parser takes seconds over a 1 MB script of thousands of
+statements. Slack allows 3 seconds, so the check runs in the background with ACK_BUDGET_S to
+finish:
 
-A script of up to 1 MB normally arrives in well under a second, so people see parse errors
-on the script field exactly as they see them for a pasted query. The alternative, closing the
-modal and checking the script afterwards, would have to report errors in a DM and make the
-person start over.
+* in time (nearly always): the modal closes, or shows the errors on their fields;
+* too slow: the modal turns into "Checking your script…" (`response_action: update`), and
+  when the check ends it is updated to say that the request was stored, or why it was not
+  (in a DM instead if the person closed the modal meanwhile). Nothing is stored on failure.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 import urllib.request
-from concurrent.futures import Executor, Future
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict
 from slack_bolt import Ack, App, BoltContext
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
-from bot.context import Services, after_ack, portal_user
-from bot.views.limits import PLAIN_TEXT_INPUT_MAX, truncate
+from bot.context import Services, after_ack, portal_user, remember_analysis, reply_privately
+from bot.views.limits import (
+    MODAL_BUTTON_TEXT,
+    MODAL_TITLE,
+    PLAIN_TEXT_INPUT_MAX,
+    SECTION_TEXT,
+    code_block,
+    context,
+    fit_escaped,
+    plain,
+    section,
+    truncate,
+)
 from bot.views.submit import (
     COMMENTS_BLOCK,
     QUERY_BLOCK,
@@ -40,18 +52,18 @@ from bot.views.submit import (
     TYPE_BLOCK,
     target_options,
 )
-from core.errors import InvalidSubmission, NotAllowed, NotRegistered
+from core.errors import DbqueryError, InvalidSubmission, NotAllowed, NotRegistered
 from core.lifecycle import SubmissionType
+from core.records import RequestRecord, UserRecord
 from core.requests import SCRIPT_MAX_BYTES, Submission
 
 SCRIPT_EXTENSIONS = (".sql", ".js", ".txt")
-SCRIPT_BUDGET_S = (
-    1.5  # of Slack's 3 s: parsing, the portal write and the HTTP round trip share the rest
-)
+# Of Slack's 3 seconds: Bolt's own work and the HTTP round trip need the rest.
+ACK_BUDGET_S = 2.0
 DOWNLOAD_TIMEOUT_S = 30
-FORGET_DOWNLOADS_AFTER_S = 600
 ERROR_TEXT_LIMIT = 1_000
 BLOCKS = (TARGET_BLOCK, TYPE_BLOCK, QUERY_BLOCK, SCRIPT_BLOCK, COMMENTS_BLOCK)
+TITLE = "New dbquery request"
 
 log = logging.getLogger("dbquery.bot.submit")
 
@@ -103,31 +115,47 @@ class SubmitForm(BaseModel):
             comments=element(COMMENTS_BLOCK).get("value"),
         )
 
+    @property
+    def is_script(self) -> bool:
+        return self.submission_type == SubmissionType.SCRIPT
+
+    def check_slack_limits(self) -> None:
+        """What Slack's own data shows at once (core checks the rest)."""
+        if self.is_script:
+            if not self.files:
+                raise InvalidSubmission(SCRIPT_BLOCK, "attach a script file (.sql, .js or .txt)")
+            file = self.files[0]
+            if not file.name.lower().endswith(SCRIPT_EXTENSIONS):
+                raise InvalidSubmission(SCRIPT_BLOCK, "attach a .sql, .js or .txt file")
+            if file.size is not None and file.size > SCRIPT_MAX_BYTES:
+                raise InvalidSubmission(SCRIPT_BLOCK, "the script is over 1 MB")
+        elif self.query and len(self.query) > PLAIN_TEXT_INPUT_MAX:
+            raise InvalidSubmission(
+                QUERY_BLOCK,
+                f"the query is over Slack's {PLAIN_TEXT_INPUT_MAX:,}-character limit for this"
+                " field; attach it as a script file instead",
+            )
+
 
 # --- scripts ------------------------------------------------------------------------------------
 
 
 class ScriptFetcher:
-    """Reads attached scripts from Slack with the bot token, within the acknowledgement budget."""
+    """Reads attached scripts from Slack with the bot token."""
 
-    def __init__(
-        self,
-        token: str,
-        executor: Executor,
-        trusted_hosts: set[str],
-        budget_s: float = SCRIPT_BUDGET_S,
-    ) -> None:
+    def __init__(self, token: str, trusted_hosts: set[str]) -> None:
         self._token = token
-        self.executor = executor
         self.trusted_hosts = trusted_hosts
-        self.budget_s = budget_s
-        self._downloads: dict[str, tuple[float, Future[bytes]]] = {}
-        self._lock = threading.Lock()
 
     def read(self, file: AttachedFile) -> str:
         """The script's text, or InvalidSubmission on the script field."""
-        self._check_metadata(file)
-        data = self._wait_for(file)
+        try:
+            data = self._download(file)
+        except OSError as exc:  # urllib's URLError and HTTPError included
+            log.warning("downloading script %s failed: %s", file.id, type(exc).__name__)
+            raise InvalidSubmission(
+                SCRIPT_BLOCK, "dbquery could not download the file from Slack; try again"
+            ) from None
         if len(data) > SCRIPT_MAX_BYTES:
             raise InvalidSubmission(SCRIPT_BLOCK, "the script is over 1 MB")
         try:
@@ -137,49 +165,6 @@ class ScriptFetcher:
         if "\x00" in text:
             raise InvalidSubmission(SCRIPT_BLOCK, "the script is not a text file")
         return text
-
-    @staticmethod
-    def _check_metadata(file: AttachedFile) -> None:
-        if not file.name.lower().endswith(SCRIPT_EXTENSIONS):
-            raise InvalidSubmission(SCRIPT_BLOCK, "attach a .sql, .js or .txt file")
-        if file.size is not None and file.size > SCRIPT_MAX_BYTES:
-            raise InvalidSubmission(SCRIPT_BLOCK, "the script is over 1 MB")
-
-    def _wait_for(self, file: AttachedFile) -> bytes:
-        future = self._start(file)
-        try:
-            data = future.result(timeout=self.budget_s)
-        except FutureTimeout:
-            raise InvalidSubmission(
-                SCRIPT_BLOCK,
-                "Slack is slow to hand over the file; press Submit again in a moment.",
-            ) from None
-        except InvalidSubmission:
-            self._forget(file.id)
-            raise
-        except Exception as exc:
-            self._forget(file.id)
-            log.warning("downloading script %s failed: %s", file.id, type(exc).__name__)
-            raise InvalidSubmission(
-                SCRIPT_BLOCK, "dbquery could not download the file from Slack; try again"
-            ) from None
-        self._forget(file.id)
-        return data
-
-    def _start(self, file: AttachedFile) -> Future[bytes]:
-        now = time.monotonic()
-        with self._lock:
-            for key, (started, _) in list(self._downloads.items()):
-                if now - started > FORGET_DOWNLOADS_AFTER_S:
-                    del self._downloads[key]
-            if file.id not in self._downloads:
-                future = self.executor.submit(self._download, file)
-                self._downloads[file.id] = (now, future)
-            return self._downloads[file.id][1]
-
-    def _forget(self, file_id: str) -> None:
-        with self._lock:
-            self._downloads.pop(file_id, None)
 
     def _download(self, file: AttachedFile) -> bytes:
         url = file.download_url
@@ -197,14 +182,9 @@ class ScriptFetcher:
             return response.read(SCRIPT_MAX_BYTES + 1)
 
 
-# --- the listeners ------------------------------------------------------------------------------
-
-
 def build_submission(form: SubmitForm, scripts: ScriptFetcher) -> Submission:
-    """The core submission from the form; checks only Slack-side limits, core checks the rest."""
-    if form.submission_type == SubmissionType.SCRIPT:
-        if not form.files:
-            raise InvalidSubmission(SCRIPT_BLOCK, "attach a script file (.sql, .js or .txt)")
+    """The core submission from a form that passed check_slack_limits()."""
+    if form.is_script:
         file = form.files[0]
         return Submission(
             target=form.target or "",
@@ -212,12 +192,6 @@ def build_submission(form: SubmitForm, scripts: ScriptFetcher) -> Submission:
             script_filename=file.name,
             script_content=scripts.read(file),
             comments=form.comments,
-        )
-    if form.query and len(form.query) > PLAIN_TEXT_INPUT_MAX:
-        raise InvalidSubmission(
-            QUERY_BLOCK,
-            f"the query is over Slack's {PLAIN_TEXT_INPUT_MAX:,}-character limit for this"
-            " field; attach it as a script file instead",
         )
     return Submission(
         target=form.target or "",
@@ -227,8 +201,62 @@ def build_submission(form: SubmitForm, scripts: ScriptFetcher) -> Submission:
     )
 
 
+# --- what the modal shows while and after a slow check ---------------------------------------
+
+
+def _status_modal(*blocks: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": f"{SUBMIT_CALLBACK}_status",
+        "title": plain(TITLE, MODAL_TITLE),
+        "close": plain("Close", MODAL_BUTTON_TEXT),
+        "blocks": list(blocks),
+    }
+
+
+def checking_modal(form: SubmitForm) -> dict[str, Any]:
+    what = f"*{fit_escaped(form.files[0].name, 200)}*" if form.is_script and form.files else "it"
+    return _status_modal(
+        section(f":hourglass_flowing_sand: Checking {what}; a long script takes a few seconds."),
+        context(
+            "You may close this window: your request card arrives in your DM once the request"
+            " is stored, and a problem is reported there."
+        ),
+    )
+
+
+def submitted_modal(request: RequestRecord) -> dict[str, Any]:
+    return _status_modal(
+        section(
+            f":white_check_mark: Request `{request.short_id}` is stored and the approvers are"
+            " asked. Your request card is in your DM with dbquery."
+        )
+    )
+
+
+def refusal_text(message: str) -> str:
+    return (
+        ":x: The request was not stored:\n"
+        + code_block(message, SECTION_TEXT - 200)
+        + ("\nRun `/dbquery` again to send a corrected one.")
+    )
+
+
+def refused_modal(message: str) -> dict[str, Any]:
+    return _status_modal(section(refusal_text(message)))
+
+
 def field_errors(block: str, message: str) -> dict[str, str]:
     return {block if block in BLOCKS else TARGET_BLOCK: truncate(message, ERROR_TEXT_LIMIT)}
+
+
+def problem_block(exc: DbqueryError) -> str:
+    """The block a problem belongs to: the field core named, else the target."""
+    field = exc.field if isinstance(exc, InvalidSubmission) else TARGET_BLOCK
+    return field if field in BLOCKS else TARGET_BLOCK
+
+
+# --- the listeners ------------------------------------------------------------------------------
 
 
 def register(app: App, services: Services, scripts: ScriptFetcher) -> None:
@@ -238,21 +266,72 @@ def register(app: App, services: Services, scripts: ScriptFetcher) -> None:
     def load_target_options(ack: Ack, payload: dict[str, Any]) -> None:
         ack(**target_options(core.catalogue, payload.get("value") or ""))
 
+    def check_and_store(user: UserRecord, form: SubmitForm) -> RequestRecord:
+        request, analysis = core.requests.submit(user.id, build_submission(form, scripts))
+        remember_analysis(request, analysis)
+        return request
+
+    def announce(request: RequestRecord) -> None:
+        services.notifier.request_submitted(request, core.requests.approvers_for(request))
+
     @app.view(SUBMIT_CALLBACK)
-    def submit_request(ack: Ack, view: dict[str, Any], context: BoltContext) -> None:
+    def submit_request(
+        ack: Ack, view: dict[str, Any], context: BoltContext, client: WebClient
+    ) -> None:
         user = portal_user(context)
+        form = SubmitForm.from_view(view)
         try:
-            submission = build_submission(SubmitForm.from_view(view), scripts)
-            request, _analysis = core.requests.submit(user.id, submission)
+            form.check_slack_limits()
         except InvalidSubmission as exc:
             ack(response_action="errors", errors=field_errors(exc.field, exc.message))
             return
-        except (NotAllowed, NotRegistered) as exc:
-            ack(response_action="errors", errors=field_errors(TARGET_BLOCK, exc.message))
+        pending = services.background.submit(check_and_store, user, form)
+        try:
+            request = pending.result(timeout=ACK_BUDGET_S)
+        except FutureTimeout:
+            ack(response_action="update", view=checking_modal(form))
+            pending.add_done_callback(
+                lambda done: finish_late(done, view.get("id") or "", user, client)
+            )
+            return
+        except (InvalidSubmission, NotAllowed, NotRegistered) as exc:
+            ack(response_action="errors", errors=field_errors(problem_block(exc), exc.message))
             return
         ack()
         with after_ack(SUBMIT_CALLBACK):
-            services.notifier.request_submitted(request, core.requests.approvers_for(request))
+            announce(request)
+
+    def finish_late(
+        done: Future[RequestRecord], view_id: str, user: UserRecord, client: WebClient
+    ) -> None:
+        with after_ack("a slow submission"):
+            try:
+                request = done.result()
+            except DbqueryError as exc:
+                show_outcome(client, view_id, user, refused_modal(exc.message), exc.message)
+                return
+            except Exception:
+                log.exception("checking or storing a submission failed")
+                reason = "dbquery failed to check or store it (an internal error); try again"
+                show_outcome(client, view_id, user, refused_modal(reason), reason)
+                return
+            show_outcome(client, view_id, user, submitted_modal(request), None)
+            announce(request)
+
+    def show_outcome(
+        client: WebClient,
+        view_id: str,
+        user: UserRecord,
+        modal: dict[str, Any],
+        problem: str | None,
+    ) -> None:
+        try:
+            client.views_update(view_id=view_id, view=modal)
+        except SlackApiError as exc:
+            # Most likely the person closed the modal; a problem must still reach them.
+            log.info("views.update after a slow check failed: %s", exc.response.get("error"))
+            if problem is not None and user.slack_user_id:
+                reply_privately(client, None, user.slack_user_id, {"text": refusal_text(problem)})
 
 
 __all__ = ["AttachedFile", "ScriptFetcher", "SubmitForm", "build_submission", "register"]

@@ -176,6 +176,7 @@ class SlackSender:
         *,
         private_metadata: str = "",
         blocks: list[dict[str, Any]] | None = None,
+        view_id: str | None = None,
     ) -> httpx.Response:
         """A view_submission; `values` maps block id -> its element's state (action id = block)."""
         payload = {
@@ -186,7 +187,7 @@ class SlackSender:
             "token": "legacy",
             "trigger_id": f"trigger-{uuid.uuid4().hex[:10]}",
             "view": {
-                "id": f"V{uuid.uuid4().hex[:8].upper()}",
+                "id": view_id or f"V{uuid.uuid4().hex[:8].upper()}",
                 "type": "modal",
                 "callback_id": callback_id,
                 "private_metadata": private_metadata,

@@ -27,6 +27,19 @@ MESSAGE_MAX_BLOCKS = 50
 VIEW_MAX_BLOCKS = 100
 MESSAGE_TEXT_MAX = 40_000
 SECTION_TEXT_MAX = 3_000
+LIMITS = {
+    "block_id": 255,
+    "header": 150,
+    "fields": 10,
+    "field": 2_000,
+    "context_elements": 10,
+    "actions_elements": 25,
+    "button_text": 75,
+    "button_value": 2_000,
+    "options": 100,
+    "option_text": 75,
+    "option_value": 150,
+}
 
 
 @dataclass
@@ -35,6 +48,7 @@ class Call:
     args: dict[str, Any]
     headers: dict[str, str]
     path: str = ""
+    answer: dict[str, Any] = field(default_factory=dict)  # what the fake answered (Web API)
 
 
 @dataclass
@@ -394,11 +408,17 @@ class FakeSlack:
 
             def _api(self, method: str, body: bytes, headers: dict[str, str]) -> None:
                 args = _parse_args(body, headers.get("content-type", ""), self.path)
-                fake._record(Call(method, args, headers, self.path))
+                status, answer, extra = self._answer(method, args, headers)
+                # Recorded with its answer, before the app can see the answer.
+                fake._record(Call(method, args, headers, self.path, answer))
+                self._json(status, answer, extra)
+
+            def _answer(
+                self, method: str, args: dict[str, Any], headers: dict[str, str]
+            ) -> tuple[int, dict[str, Any], dict[str, str]]:
                 fault = fake._take_fault(method, args)
                 if fault is not None:
-                    self._json(fault.status, fault.body, fault.headers)
-                    return
+                    return fault.status, fault.body, fault.headers
                 token = headers.get("authorization", "").removeprefix("Bearer ")
                 token = token or str(args.get("token") or "")
                 # apps.connections.open takes the app-level token, everything else the bot's.
@@ -407,9 +427,8 @@ class FakeSlack:
                 else:
                     authorised = token == fake.bot_token
                 if not authorised:
-                    self._json(200, {"ok": False, "error": "invalid_auth"})
-                    return
-                self._json(200, fake.answer(method, args))
+                    return 200, {"ok": False, "error": "invalid_auth"}, {}
+                return 200, fake.answer(method, args), {}
 
             def _upload(self, file_id: str, body: bytes, headers: dict[str, str]) -> None:
                 fake._record(Call("upload", {"file_id": file_id, "size": len(body)}, headers))
@@ -461,12 +480,66 @@ def _parse_args(body: bytes, content_type: str, path: str) -> dict[str, Any]:
 
 
 def _blocks_problem(blocks: list[Any]) -> str | None:
+    """The first way `blocks` break Slack's documented Block Kit limits, or None."""
     for block in blocks:
         if not isinstance(block, dict) or "type" not in block:
             return "invalid_blocks"
-        text = block.get("text")
-        if isinstance(text, dict) and len(text.get("text", "")) > SECTION_TEXT_MAX:
-            return "invalid_blocks"
+        problem = _block_problem(block)
+        if problem:
+            return f"invalid_blocks: {problem}"
+    return None
+
+
+def _text_of(value: Any) -> str:
+    return value.get("text", "") if isinstance(value, dict) else ""
+
+
+def _block_problem(block: dict[str, Any]) -> str | None:
+    kind = block["type"]
+    if len(block.get("block_id") or "") > LIMITS["block_id"]:
+        return "block_id too long"
+    if kind == "header" and len(_text_of(block.get("text"))) > LIMITS["header"]:
+        return "header text over 150"
+    if kind == "section":
+        if len(_text_of(block.get("text"))) > SECTION_TEXT_MAX:
+            return "section text over 3000"
+        fields = block.get("fields") or []
+        if len(fields) > LIMITS["fields"] or any(
+            len(_text_of(f)) > LIMITS["field"] for f in fields
+        ):
+            return "too many or too long fields"
+    if kind == "context":
+        elements = block.get("elements") or []
+        if not elements or len(elements) > LIMITS["context_elements"]:
+            return "context elements"
+    if kind == "actions" and len(block.get("elements") or []) > LIMITS["actions_elements"]:
+        return "more than 25 actions"
+    for element in [block.get("accessory"), block.get("element"), *block.get("elements", [])]:
+        problem = _element_problem(element) if isinstance(element, dict) else None
+        if problem:
+            return problem
+    return None
+
+
+def _element_problem(element: dict[str, Any]) -> str | None:
+    if element.get("type") == "button":
+        if len(_text_of(element.get("text"))) > LIMITS["button_text"]:
+            return "button text over 75"
+        if len(element.get("value") or "") > LIMITS["button_value"]:
+            return "button value over 2000"
+    groups = element.get("option_groups") or []
+    if len(groups) > LIMITS["options"]:
+        return "more than 100 option groups"
+    lists = [element.get("options") or [], *(g.get("options") or [] for g in groups)]
+    if any(len(group) > LIMITS["options"] for group in lists):
+        return "more than 100 options in a menu or group"
+    if any(len(_text_of(g.get("label"))) > LIMITS["option_text"] for g in groups):
+        return "option group label over 75"
+    for option in (option for group in lists for option in group):
+        if len(_text_of(option.get("text"))) > LIMITS["option_text"]:
+            return "option text over 75"
+        if len(option.get("value") or "") > LIMITS["option_value"]:
+            return "option value over 150"
     return None
 
 

@@ -422,6 +422,45 @@ def user_id(bot: BotServer, slack_id: str):
     return user.id
 
 
+def test_oversized_inputs_reach_slack_within_its_limits(bot: BotServer):
+    """Long queries, comments, scripts and results are cut visibly, never refused by Slack."""
+    comments = "why: " + "very long reason " * 200
+    query = "SELECT id, " + ", ".join(f"'{'x' * 40}' AS c{i}" for i in range(55)) + " FROM events"
+    request = submit_query(bot, query[:3_000], comments=comments[:3_000])
+    script = "".join(
+        f"UPDATE orders SET total = total WHERE id = {i}; -- {'y' * 2_400}\n" for i in range(400)
+    )
+    attached = bot.fake.add_file("huge.sql", script.encode(), "sql")
+    response = bot.sender.submit_view(
+        "U0ANN", "submit_request", script_form(bot.pg_target, [attached]), view_id="VHUGE"
+    )
+    if response.text:  # checking outlasted the acknowledgement; the modal followed up
+        assert response.json()["response_action"] == "update"
+        bot.fake.wait_for("views.update", lambda c: c.args.get("view_id") == "VHUGE")
+    huge = bot.core.requests.recent(limit=1)[0]
+    assert huge.script_filename == "huge.sql"
+
+    done = approve(bot, request)  # a wide result: 57 columns of 40 characters, 3,000 rows
+    assert done.status == Status.COMPLETED, done.execution_error
+    thread_replies(bot, request)
+    bot.sender.event("U0MO", {"type": "app_home_opened", "tab": "home"})
+    bot.fake.wait_for(
+        "views.publish", lambda c: c.args["user_id"] == "U0MO" and huge.short_id in text_of(c)
+    )
+    _, url = bot.sender.command("U0MO", "pending")
+    answer_to(bot, url)
+
+    sent = [
+        c
+        for method in ("chat.postMessage", "chat.update", "views.publish", "views.open")
+        for c in bot.fake.calls_to(method)
+        if request.short_id in text_of(c) or huge.short_id in text_of(c)
+    ]
+    assert len(sent) >= 8
+    refused = [(c.method, c.answer.get("error")) for c in sent if not c.answer.get("ok")]
+    assert refused == []
+
+
 # --- App Home ------------------------------------------------------------------------------------
 
 

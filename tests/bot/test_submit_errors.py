@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -124,21 +126,65 @@ def test_a_wrong_field_is_reported_on_its_block_and_nothing_is_written(
     assert len(bot.fake.calls_to("chat.postMessage")) == posts_before
 
 
-def test_a_slow_download_is_picked_up_by_the_next_submit(bot: BotServer, fake_slack: FakeSlack):
-    # Slack holds the file back longer than the acknowledgement budget allows, once.
-    script = b"SELECT id FROM orders;\n"
-    attached = fake_slack.add_file("slow.sql", script)
-    release = fake_slack.hold_downloads(attached["id"])
+def submit_slowly(
+    bot: BotServer, fake: FakeSlack, name: str, script: bytes, view_id: str
+) -> tuple[dict[str, Any], Callable[[], None]]:
+    """Submit a script whose download Slack holds back past the acknowledgement budget."""
+    attached = fake.add_file(name, script)
+    release = fake.hold_downloads(attached["id"])
     form = script_form(bot.pg_target, [attached])
+    started = time.monotonic()
+    response = bot.sender.submit_view("U0ANN", "submit_request", form, view_id=view_id)
+    assert time.monotonic() - started < 3, "Slack allows 3 seconds"
+    return response.json(), release
 
-    first = bot.sender.submit_view("U0ANN", "submit_request", form)
-    assert first.json()["errors"]["script"].startswith("Slack is slow to hand over the file")
-    release()
 
+def test_a_slow_check_turns_the_modal_into_a_progress_note_then_says_it_is_stored(
+    bot: BotServer, fake_slack: FakeSlack
+):
     before = len(bot.core.requests.recent(limit=1000))
-    second = bot.sender.submit_view("U0ANN", "submit_request", form)
-    assert second.status_code == 200 and second.text == ""
-    assert len(bot.core.requests.recent(limit=1000)) == before + 1
-    assert bot.core.requests.recent(limit=1)[0].script_content == script.decode()
-    # One download served both presses of Submit.
-    assert len(fake_slack.calls_to("download", lambda c: c.args["file"] == attached["id"])) == 1
+    answer, release = submit_slowly(
+        bot, fake_slack, "slow.sql", b"SELECT id FROM orders;\n", "VSLOW1"
+    )
+    assert answer["response_action"] == "update"
+    assert "Checking *slow.sql*" in json.dumps(answer["view"])
+    assert len(bot.core.requests.recent(limit=1000)) == before
+
+    release()
+    [update] = fake_slack.wait_for("views.update", lambda c: c.args.get("view_id") == "VSLOW1")
+    request = bot.core.requests.recent(limit=1)[0]
+    assert request.script_filename == "slow.sql"
+    assert f"`{request.short_id}` is stored" in json.dumps(update.args["view"])
+    fake_slack.wait_for(
+        "chat.postMessage",
+        lambda c: c.args.get("channel") == "DU0ANN" and request.short_id in json.dumps(c.args),
+    )
+
+
+def test_a_slow_check_that_fails_says_why_and_stores_nothing(bot: BotServer, fake_slack: FakeSlack):
+    before = bot.core.requests.recent(limit=1000)
+    answer, release = submit_slowly(
+        bot, fake_slack, "bad.sql", b"SELECT 1;\nDELETE FROM WHERE;\n", "VSLOW2"
+    )
+    assert answer["response_action"] == "update"
+    release()
+    [update] = fake_slack.wait_for("views.update", lambda c: c.args.get("view_id") == "VSLOW2")
+    shown = json.dumps(update.args["view"])
+    assert "not stored" in shown and "syntax error" in shown
+    assert bot.core.requests.recent(limit=1000) == before
+
+
+def test_a_problem_found_after_the_modal_was_closed_arrives_in_a_dm(
+    bot: BotServer, fake_slack: FakeSlack
+):
+    fake_slack.fail("views.update", "not_found", where=lambda a: a.get("view_id") == "VSLOW3")
+    answer, release = submit_slowly(
+        bot, fake_slack, "gone.sql", "SELECT 'é';".encode("latin-1"), "VSLOW3"
+    )
+    assert answer["response_action"] == "update"
+    release()
+    [told] = fake_slack.wait_for(
+        "chat.postEphemeral", lambda c: c.args["user"] == "U0ANN" and "UTF-8" in c.args["text"]
+    )
+    assert told.args["channel"] == "DU0ANN"
+    assert "not stored" in told.args["text"]
