@@ -13,11 +13,15 @@ from bot.context import Services, make_portal_user_middleware
 from bot.listeners import approve, commands, home, submit
 from bot.listeners.submit import ScriptFetcher
 
-# Listeners acknowledge first and then call Slack and the portal database in the same thread;
-# Bolt's default pool (a handful of threads on a small host) would queue new requests, and
-# their acknowledgements, behind that work.
-LISTENER_THREADS = 64
+# Listeners only acknowledge and hand the rest to the follow-up pool, so Bolt's pool stays free
+# for acknowledgements; its default (a handful of threads on a small host) is still too few
+# when the form checks of several submissions wait at once.
+LISTENER_THREADS = 32
 BACKGROUND_THREADS = 16
+# Enough that a few Slack calls sleeping through a rate limit do not hold up the rest (a modal
+# must open within 3 s of its trigger); few enough that a burst of follow-ups does not starve
+# the acknowledgements of CPU (benchmarks/ack.py: a p99 about a quarter higher with 32).
+FOLLOW_UP_THREADS = 16
 
 log = logging.getLogger("dbquery.bot")
 
@@ -70,4 +74,8 @@ def background_executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(BACKGROUND_THREADS, thread_name_prefix="dbquery-background")
 
 
-__all__ = ["create_bolt_app", "background_executor"]
+def follow_up_executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(FOLLOW_UP_THREADS, thread_name_prefix="dbquery-follow-up")
+
+
+__all__ = ["background_executor", "create_bolt_app", "follow_up_executor"]

@@ -12,9 +12,8 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -64,7 +63,19 @@ class Services:
     core: Core
     notifier: Notifications
     worker: Dispatcher
-    background: Executor  # for work that must not hold up Slack's 3-second acknowledgement
+    background: Executor  # checks that race the acknowledgement (submitted forms, look-ups)
+    follow_ups: Executor  # what listeners do once Slack has its acknowledgement
+
+    def after_ack(self, what: str, work: Callable[..., object], *args: Any) -> None:
+        """Run `work(*args)` on the follow-up pool; the listener returns at once.
+
+        Bolt runs listeners on a bounded pool and waits for their ack(): follow-up work kept
+        there (Slack calls, a portal write waiting for a lock) would hold up the
+        acknowledgements of the requests queued behind it. Failures are logged with their
+        traceback; raised inside a listener after ack(), they would also make Bolt discard
+        the acknowledgement if it had not gone out yet.
+        """
+        self.follow_ups.submit(_logged, what, work, *args)
 
 
 def portal_user(context: BoltContext) -> UserRecord:
@@ -72,18 +83,10 @@ def portal_user(context: BoltContext) -> UserRecord:
     return context[PORTAL_USER]
 
 
-@contextmanager
-def after_ack(what: str) -> Iterator[None]:
-    """Wraps what a listener does after ack(): there, an exception must not escape.
-
-    Bolt polls for the acknowledgement every 10 ms, and a listener that raises after ack()
-    makes it discard that acknowledgement; if Slack's answer had not gone out yet, Slack gets
-    an error instead. Such failures (typically the portal database being unavailable) are
-    logged with their traceback.
-    """
+def _logged(what: str, work: Callable[..., object], *args: Any) -> None:
     try:
-        yield
-    except Exception:
+        work(*args)
+    except Exception:  # the person was answered already; nothing else can report this
         log.exception("%s failed after Slack was answered", what)
 
 
@@ -339,7 +342,6 @@ def make_portal_user_middleware(
 
 __all__ = [
     "PORTAL_USER",
-    "after_ack",
     "RecentUsers",
     "Dispatcher",
     "Notifications",

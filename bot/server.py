@@ -32,7 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from bot.app import background_executor, create_bolt_app
+from bot.app import background_executor, create_bolt_app, follow_up_executor
 from bot.context import Services
 from bot.metrics import CONTENT_TYPE, Metrics, SlackErrorCounter
 from bot.notifier import SlackNotifier
@@ -86,7 +86,11 @@ def build_runtime(settings: Settings, core: Core | None = None) -> Runtime:
     notifier = SlackNotifier(client, core)
     worker = Worker(core, notifier, on_finished=metrics.execution_finished)
     services = Services(
-        core=core, notifier=notifier, worker=worker, background=background_executor()
+        core=core,
+        notifier=notifier,
+        worker=worker,
+        background=background_executor(),
+        follow_ups=follow_up_executor(),
     )
     secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
@@ -197,6 +201,7 @@ def run(settings: Settings, host: str, port: int) -> int:
         log.info("receiving Slack payloads over Socket Mode")
     cleanup: list[Callable[[], object]] = [] if socket_mode is None else [socket_mode.close]
     cleanup.append(lambda: runtime.services.background.shutdown(wait=False))
+    cleanup.append(lambda: runtime.services.follow_ups.shutdown(wait=True))
     http_app = create_http_app(
         runtime.core,
         None if socket_mode else runtime.bolt_app,

@@ -15,12 +15,12 @@ from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.context import Services, after_ack, portal_user, reply_privately
+from bot.context import Services, portal_user, reply_privately
 from bot.listeners.home import publish_home
 from bot.views.approval import APPROVE_ACTION, REJECT_ACTION
 from bot.views.reject import REASON_BLOCK, REJECT_CALLBACK, reject_modal
 from core.errors import DbqueryError
-from core.records import UserRecord
+from core.records import RequestRecord, UserRecord
 
 log = logging.getLogger("dbquery.bot.approve")
 
@@ -46,8 +46,8 @@ def register(app: App, services: Services) -> None:
         respond: Respond,
     ) -> None:
         ack()
-        with after_ack("approve"):
-            approve(portal_user(context), action.get("value") or "", body, client, respond)
+        user, value = portal_user(context), action.get("value") or ""
+        services.after_ack(APPROVE_ACTION, approve, user, value, body, client, respond)
 
     def approve(
         user: UserRecord,
@@ -75,8 +75,8 @@ def register(app: App, services: Services) -> None:
         respond: Respond,
     ) -> None:
         ack()
-        with after_ack("reject"):
-            ask_for_reason(portal_user(context), action.get("value") or "", body, client, respond)
+        user, value = portal_user(context), action.get("value") or ""
+        services.after_ack(REJECT_ACTION, ask_for_reason, user, value, body, client, respond)
 
     def ask_for_reason(
         user: UserRecord,
@@ -112,10 +112,12 @@ def register(app: App, services: Services) -> None:
             ack(response_action="errors", errors={REASON_BLOCK: exc.message})
             return
         ack()
-        with after_ack("reject_request"):
-            services.notifier.request_decided(request)
-            services.worker.deliver_outcome_now(request.id)
-            publish_home(client, services, user)
+        services.after_ack(REJECT_CALLBACK, announce_rejection, request, user, client)
+
+    def announce_rejection(request: RequestRecord, user: UserRecord, client: WebClient) -> None:
+        services.notifier.request_decided(request)
+        services.worker.deliver_outcome_now(request.id)
+        publish_home(client, services, user)
 
 
 def reason_of(view: dict[str, Any]) -> str:

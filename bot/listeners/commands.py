@@ -14,7 +14,7 @@ from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.context import Services, after_ack, analyses_for, portal_user
+from bot.context import Services, analyses_for, portal_user
 from bot.views.commands import help_text, pending_message, request_list_message, status_message
 from bot.views.submit import submit_modal
 from core.errors import DbqueryError
@@ -57,8 +57,7 @@ def register(app: App, services: Services) -> None:
         ack: Ack, command: dict[str, Any], context: BoltContext, client: WebClient, respond: Respond
     ) -> None:
         ack()
-        with after_ack(COMMAND):
-            run_subcommand(portal_user(context), command, client, respond)
+        services.after_ack(COMMAND, run_subcommand, portal_user(context), command, client, respond)
 
     def run_subcommand(
         user: UserRecord, command: dict[str, Any], client: WebClient, respond: Respond

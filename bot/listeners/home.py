@@ -9,7 +9,7 @@ from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.context import Services, after_ack, analyses_for, portal_user
+from bot.context import Services, analyses_for, portal_user
 from bot.views.home import home_view
 from core.records import UserRecord
 
@@ -39,8 +39,7 @@ def register(app: App, services: Services) -> None:
         # The event also fires for the Messages tab, which has nothing to render.
         if event.get("tab", "home") != "home":
             return
-        with after_ack("app_home_opened"):
-            publish_home(client, services, portal_user(context))
+        services.after_ack("app_home_opened", publish_home, client, services, portal_user(context))
 
 
 __all__ = ["publish_home", "register"]

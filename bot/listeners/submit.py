@@ -30,7 +30,7 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.context import Services, after_ack, portal_user, remember_analysis, reply_privately
+from bot.context import Services, portal_user, remember_analysis, reply_privately
 from bot.views.limits import (
     MODAL_BUTTON_TEXT,
     MODAL_TITLE,
@@ -290,33 +290,34 @@ def register(app: App, services: Services, scripts: ScriptFetcher) -> None:
             request = pending.result(timeout=ACK_BUDGET_S)
         except FutureTimeout:
             ack(response_action="update", view=checking_modal(form))
+            view_id = view.get("id") or ""
             pending.add_done_callback(
-                lambda done: finish_late(done, view.get("id") or "", user, client)
+                lambda done: services.after_ack(
+                    "a slow submission", finish_late, done, view_id, user, client
+                )
             )
             return
         except (InvalidSubmission, NotAllowed, NotRegistered) as exc:
             ack(response_action="errors", errors=field_errors(problem_block(exc), exc.message))
             return
         ack()
-        with after_ack(SUBMIT_CALLBACK):
-            announce(request)
+        services.after_ack(SUBMIT_CALLBACK, announce, request)
 
     def finish_late(
         done: Future[RequestRecord], view_id: str, user: UserRecord, client: WebClient
     ) -> None:
-        with after_ack("a slow submission"):
-            try:
-                request = done.result()
-            except DbqueryError as exc:
-                show_outcome(client, view_id, user, refused_modal(exc.message), exc.message)
-                return
-            except Exception:
-                log.exception("checking or storing a submission failed")
-                reason = "dbquery failed to check or store it (an internal error); try again"
-                show_outcome(client, view_id, user, refused_modal(reason), reason)
-                return
-            show_outcome(client, view_id, user, submitted_modal(request), None)
-            announce(request)
+        try:
+            request = done.result()
+        except DbqueryError as exc:
+            show_outcome(client, view_id, user, refused_modal(exc.message), exc.message)
+            return
+        except Exception:
+            log.exception("checking or storing a submission failed")
+            reason = "dbquery failed to check or store it (an internal error); try again"
+            show_outcome(client, view_id, user, refused_modal(reason), reason)
+            return
+        show_outcome(client, view_id, user, submitted_modal(request), None)
+        announce(request)
 
     def show_outcome(
         client: WebClient,
