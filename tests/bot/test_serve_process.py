@@ -207,3 +207,12 @@ def test_socket_mode_serve_stops_cleanly_on_sigterm(socket_served: Served):
     output = socket_served.log.read_text()
     assert "worker stopped; no request is executing" in output
     assert "Traceback" not in output and "xapp-fake-app-token" not in output
+
+
+def test_serve_with_a_token_slack_refuses_says_so(served: Served):
+    env = {**served.env, "SLACK_BOT_TOKEN": "xoxb-revoked", "SLACK_SIGNING_SECRET": "s"}
+    result = dbquery(env, "serve", "--port", str(free_port()))
+    assert result.returncode == 2
+    assert "Slack did not accept SLACK_BOT_TOKEN" in result.stderr
+    assert "invalid_auth" in result.stderr
+    assert "xoxb-revoked" not in result.stderr
