@@ -8,9 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from db import repository as repo
+from db.session import Sessions
 
 
 class Purpose(StrEnum):
@@ -26,7 +25,7 @@ class MessageRef:
 
 
 class MessageRefs:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: Sessions) -> None:
         self.sessions = sessions
 
     def save(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from core.catalogue import Catalogue
 from core.errors import InvalidSubmission, InvalidTransition, NotAllowed, NotFound, NotRegistered
@@ -16,6 +16,7 @@ from core.records import RequestRecord, UserRecord
 from db import repository as repo
 from db.locks import ExecutionLeases, Lease
 from db.models import QueryRequest, utcnow
+from db.session import Sessions
 
 QUERY_MAX_BYTES = 100 * 1024
 SCRIPT_MAX_BYTES = 1024 * 1024
@@ -46,14 +47,14 @@ def _size(text: str) -> int:
 class RequestService:
     def __init__(
         self,
-        sessions: sessionmaker[Session],
+        sessions: Sessions,
         catalogue: Catalogue,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sessions = sessions
         self.catalogue = catalogue
         self.clock = clock
-        self.leases = ExecutionLeases(sessions.kw["bind"])
+        self.leases = ExecutionLeases(sessions.engine)
 
     # --- reading -----------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from core.catalogue import Catalogue
 from core.errors import InvalidSubmission, NotFound, NotRegistered
@@ -15,13 +15,14 @@ from core.lifecycle import Role
 from core.records import UserRecord
 from db import repository as repo
 from db.models import User
+from db.session import Sessions
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 class UserService:
-    def __init__(self, sessions: sessionmaker[Session], catalogue: Catalogue) -> None:
+    def __init__(self, sessions: Sessions, catalogue: Catalogue) -> None:
         self.sessions = sessions
         self.catalogue = catalogue
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from core.catalogue import Catalogue, load_catalogue
 from core.errors import ConfigError
@@ -15,7 +14,7 @@ from core.secrets import SecretStore
 from core.settings import Settings
 from core.users import UserService
 from db.migrate import current_revision, head_revision, known_revisions
-from db.session import make_engine, make_session_factory
+from db.session import Sessions, make_engine, make_session_factory
 
 
 @dataclass
@@ -23,7 +22,7 @@ class Core:
     settings: Settings
     catalogue: Catalogue
     engine: Engine
-    sessions: sessionmaker[Session]
+    sessions: Sessions
     requests: RequestService
     users: UserService
     secrets: SecretStore

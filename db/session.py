@@ -66,8 +66,36 @@ def _set_wal(cur) -> None:
 
 
 def _sqlite_begin_immediate(conn) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Reads start deferred so they never queue behind writers (WAL lets them run alongside).
+    if conn.get_execution_options().get(READ_ONLY_OPTION):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+READ_ONLY_OPTION = "dbquery_reads"
+
+
+class Sessions:
+    """The portal's session factory: `begin()` for a write transaction, a call for reads.
+
+    The distinction matters on SQLite only: a write transaction takes the write lock at BEGIN
+    (two writers serialise instead of failing on lock upgrade), while reads begin deferred.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._writes = sessionmaker(engine, expire_on_commit=False)
+        self._reads = sessionmaker(
+            engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
+        )
+
+    def begin(self):
+        return self._writes.begin()
+
+    def __call__(self) -> Session:
+        return self._reads()
+
+
+def make_session_factory(engine: Engine) -> Sessions:
+    return Sessions(engine)

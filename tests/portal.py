@@ -140,7 +140,7 @@ def portal_services(
 
 def dispose(service: RequestService | UserService) -> None:
     """Close the pooled connections of the engine behind a service built by `portal_services`."""
-    service.sessions.kw["bind"].dispose()
+    service.sessions.engine.dispose()
 
 
 @dataclass(frozen=True)

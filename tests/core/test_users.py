@@ -221,7 +221,7 @@ def test_deactivated_user_is_refused_even_when_linked(users):
 
 def test_simultaneous_adds_of_one_email_add_one_user_and_blame_the_email(users):
     """Separate services (engines) released at once: the losers are told the email is taken."""
-    url = str(users.sessions.kw["bind"].url.render_as_string(hide_password=False))
+    url = str(users.sessions.engine.url.render_as_string(hide_password=False))
     services = [portal_services(url)[1] for _ in range(4)]
     email = f"{unique('race')}@example.com"
     barrier = threading.Barrier(len(services))

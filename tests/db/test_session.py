@@ -1,0 +1,52 @@
+"""The portal session factory on SQLite: writers serialise, readers never wait behind them."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import func, select
+
+from db.models import User
+from db.session import make_engine, make_session_factory
+from tests.portal import migrated_engine, sqlite_url
+
+
+def test_sqlite_read_does_not_wait_for_an_open_write_transaction(tmp_path):
+    url = sqlite_url(tmp_path)
+    migrated_engine(url).dispose()
+    sessions = make_session_factory(make_engine(url))
+    counted: list[int] = []
+
+    with sessions.begin() as writer:
+        writer.add(User(email="w@example.com", name="W", role="developer", pod_id="payments"))
+        writer.flush()  # the write lock is held from BEGIN IMMEDIATE until this block ends
+
+        def read() -> None:
+            with sessions() as reader:
+                counted.append(reader.scalar(select(func.count()).select_from(User)))
+
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join(timeout=10)  # a reader queued behind the writer would wait 30 s
+        assert not thread.is_alive(), "the read waited for the writer"
+    assert counted == [0]  # it saw the last committed state, not the open write
+
+    second_writer_done = threading.Event()
+
+    def write_again() -> None:
+        with sessions.begin() as session:
+            session.add(User(email="x@example.com", name="X", role="developer", pod_id="payments"))
+        second_writer_done.set()
+
+    with sessions.begin() as writer:
+        writer.add(User(email="y@example.com", name="Y", role="developer", pod_id="payments"))
+        writer.flush()
+        thread = threading.Thread(target=write_again)
+        thread.start()
+        # Writers serialise: the second waits for the lock instead of failing.
+        assert not second_writer_done.wait(timeout=0.5)
+    thread.join(timeout=30)
+    assert second_writer_done.is_set()
+    with sessions() as reader:
+        assert reader.scalar(select(func.count()).select_from(User)) == 3
+    sessions.engine.dispose()
