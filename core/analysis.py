@@ -7,6 +7,8 @@ shell-syntax parser in core.executors.mongo_shell.
 
 from __future__ import annotations
 
+import bisect
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -102,9 +104,18 @@ def _nothing_to_run() -> AnalysisError:
 
 def _position(content: str, index: int) -> tuple[int, int]:
     """1-based line and column of a character index."""
-    line = content.count("\n", 0, index) + 1
-    column = index - (content.rfind("\n", 0, index) + 1) + 1
-    return line, column
+    return _LineIndex(content).position(index)
+
+
+class _LineIndex:
+    """Line starts found once, so positioning every statement of a long script stays linear."""
+
+    def __init__(self, content: str) -> None:
+        self.starts = [0, *(match.end() for match in re.finditer("\n", content))]
+
+    def position(self, index: int) -> tuple[int, int]:
+        line = bisect.bisect_right(self.starts, index)
+        return line, index - self.starts[line - 1] + 1
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------
@@ -116,9 +127,10 @@ def _analyse_postgres(content: str) -> tuple[list[StatementInfo], list[str]]:
         raise _nothing_to_run()
     statements: list[StatementInfo] = []
     warnings: list[str] = []
+    lines = _LineIndex(content)
     for raw in raw_statements:
         node = raw.stmt
-        line, column = _position(content, raw.stmt_location)
+        line, column = lines.position(raw.stmt_location)
         reason = _refusal(node)
         if reason:
             raise AnalysisError(reason, line, column)
