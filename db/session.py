@@ -37,7 +37,16 @@ def make_engine(url: str, **kwargs) -> Engine:
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise ConfigError("DBQUERY_DATABASE_URL must be a PostgreSQL or SQLite URL")
-    return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10, **kwargs)
+    # A bounded connect: an unreachable portal fails a health probe or a command in seconds.
+    return create_engine(
+        parsed,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        pool_timeout=10,
+        connect_args={"connect_timeout": PORTAL_CONNECT_TIMEOUT_S},
+        **kwargs,
+    )
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -74,6 +83,7 @@ def _sqlite_begin_immediate(conn) -> None:
 
 
 READ_ONLY_OPTION = "dbquery_reads"
+PORTAL_CONNECT_TIMEOUT_S = 5
 
 
 class Sessions:
