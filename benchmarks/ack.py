@@ -36,6 +36,7 @@ from urllib.parse import urlencode
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.measure import peak_rss_mb  # noqa: E402
 from tests.bot.fakeslack import FakeSlack  # noqa: E402
 from tests.conftest import free_port, wait_for_port  # noqa: E402
 
@@ -266,13 +267,6 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, str]:
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def measure(port: int, fake: FakeProcess, decided: str) -> tuple[float, float]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,10 @@ from pathlib import Path
 from pymongo import MongoClient
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.measure import peak_rss_mb, print_child_figures  # noqa: E402
+
 NX_27017 = Path(sys.executable).parent / "nx-27017"
 DATABASE = "bench"
 COLLECTION = "items"
@@ -40,13 +43,10 @@ KINDS = ("plain", "plain-batched", "executor")
 INSERT_BATCH = 10_000
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_server(work_dir: Path) -> tuple[subprocess.Popen, int]:
+    # Imported here: the measuring children must not carry pytest in their memory figures.
+    from tests.conftest import free_port, stop, wait_for_port
+
     port = free_port()
     server = subprocess.Popen(
         [
@@ -60,17 +60,12 @@ def start_server(work_dir: Path) -> tuple[subprocess.Popen, int]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"nx-27017 exited with status {server.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return server, port
-        except OSError:
-            time.sleep(0.05)
-    server.terminate()
-    raise RuntimeError(f"nx-27017 did not listen on port {port}")
+    try:
+        wait_for_port(port, server, "nx-27017")
+    except BaseException:
+        stop(server)
+        raise
+    return server, port
 
 
 def insert_documents(port: int, count: int) -> None:
@@ -113,7 +108,7 @@ def child(kind: str, port: int, docs: int, out_dir: Path) -> None:
     from core.executors.base import Connection, Job
     from core.executors.mongo import CURSOR_BATCH_SIZE, execute_mongo
 
-    baseline_mb = vm_hwm_mb()
+    baseline_mb = peak_rss_mb()
     started = time.perf_counter()
     if kind == "executor":
         conn = Connection("127.0.0.1", port, DATABASE, statement_timeout_s=600, max_rows=docs + 1)
@@ -134,16 +129,7 @@ def child(kind: str, port: int, docs: int, out_dir: Path) -> None:
                     rows += 1
     seconds = time.perf_counter() - started
     assert rows == docs, (rows, docs)
-    print(
-        json.dumps({"seconds": seconds, "peak_rss_mb": vm_hwm_mb(), "baseline_rss_mb": baseline_mb})
-    )
-
-
-def vm_hwm_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("VmHWM not found in /proc/self/status")
+    print_child_figures(seconds, baseline_mb)
 
 
 def main(docs: int) -> None:

@@ -33,6 +33,9 @@ RUNS = 3
 RATIO_GOAL = 1.5
 RSS_GOAL_MB = 150
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.measure import peak_rss_mb, print_child_figures  # noqa: E402
 
 
 def url_for(database: str) -> str:
@@ -114,21 +117,12 @@ def child(database: str, rows: int, out_dir: Path, submission_type: str) -> None
         out_dir=out_dir,
         read_only=True,
     )
-    baseline_mb = vm_hwm_mb()
+    baseline_mb = peak_rss_mb()
     started = time.perf_counter()
     result = execute_postgres(conn, job)
     seconds = time.perf_counter() - started
     assert result.row_count == rows and not result.truncated, result.summary()
-    print(
-        json.dumps({"seconds": seconds, "peak_rss_mb": vm_hwm_mb(), "baseline_rss_mb": baseline_mb})
-    )
-
-
-def vm_hwm_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("VmHWM not found in /proc/self/status")
+    print_child_figures(seconds, baseline_mb)
 
 
 def main() -> None:
