@@ -8,6 +8,8 @@ modal decides before acknowledging so that problems show on its reason field.
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
@@ -32,68 +34,62 @@ def clicked_in_home(body: dict[str, Any]) -> bool:
 def register(app: App, services: Services) -> None:
     core = services.core
 
-    def after_decision(client: WebClient, user: UserRecord, body: dict[str, Any]) -> None:
+    def on_decision_button(
+        action_id: str,
+        decide: Callable[[str, uuid.UUID], RequestRecord],
+        then: Callable[[RequestRecord, UserRecord, dict[str, Any], WebClient], None],
+    ) -> None:
+        """Approve and Reject buttons: acknowledge, then `decide` (a core call that raises what
+        the person is told privately) and, when it passes, `then`."""
+
+        def clicked(
+            ack: Ack,
+            action: dict[str, Any],
+            body: dict[str, Any],
+            context: BoltContext,
+            client: WebClient,
+            respond: Respond,
+        ) -> None:
+            ack()
+            user, value = portal_user(context), action.get("value") or ""
+            services.after_ack(action_id, follow_up, user, value, body, client, respond)
+
+        def follow_up(
+            user: UserRecord,
+            request_uuid: str,
+            body: dict[str, Any],
+            client: WebClient,
+            respond: Respond,
+        ) -> None:
+            try:
+                request = decide(request_uuid, user.id)
+            except DbqueryError as exc:
+                reply_privately(client, respond, user.slack_user_id or "", {"text": exc.message})
+                return
+            then(request, user, body, client)
+
+        app.action(action_id)(clicked)
+
+    def announce_approval(
+        request: RequestRecord, user: UserRecord, body: dict[str, Any], client: WebClient
+    ) -> None:
+        services.worker.wake()
+        services.notifier.request_decided(request)
         if clicked_in_home(body):
             publish_home(client, services, user)
 
-    @app.action(APPROVE_ACTION)
-    def approve_request(
-        ack: Ack,
-        action: dict[str, Any],
-        body: dict[str, Any],
-        context: BoltContext,
-        client: WebClient,
-        respond: Respond,
-    ) -> None:
-        ack()
-        user, value = portal_user(context), action.get("value") or ""
-        services.after_ack(APPROVE_ACTION, approve, user, value, body, client, respond)
-
-    def approve(
-        user: UserRecord,
-        request_uuid: str,
-        body: dict[str, Any],
-        client: WebClient,
-        respond: Respond,
-    ) -> None:
-        try:
-            request = core.requests.approve(request_uuid, user.id)
-        except DbqueryError as exc:
-            reply_privately(client, respond, user.slack_user_id or "", {"text": exc.message})
-            return
-        services.worker.wake()
-        services.notifier.request_decided(request)
-        after_decision(client, user, body)
-
-    @app.action(REJECT_ACTION)
-    def open_reject_modal(
-        ack: Ack,
-        action: dict[str, Any],
-        body: dict[str, Any],
-        context: BoltContext,
-        client: WebClient,
-        respond: Respond,
-    ) -> None:
-        ack()
-        user, value = portal_user(context), action.get("value") or ""
-        services.after_ack(REJECT_ACTION, ask_for_reason, user, value, body, client, respond)
-
     def ask_for_reason(
-        user: UserRecord,
-        request_uuid: str,
-        body: dict[str, Any],
-        client: WebClient,
-        respond: Respond,
+        request: RequestRecord, user: UserRecord, body: dict[str, Any], client: WebClient
     ) -> None:
-        try:
-            request = core.requests.check_may_decide(request_uuid, user.id)
-        except DbqueryError as exc:
-            reply_privately(client, respond, user.slack_user_id or "", {"text": exc.message})
-            return
         try:
             client.views_open(trigger_id=body["trigger_id"], view=reject_modal(request))
         except SlackApiError as exc:
             log.warning("views.open for the reject modal failed: %s", exc.response.get("error"))
+
+    # Approving is the decision itself; rejecting first asks for a reason in a modal, so the
+    # button only checks that the person may decide.
+    on_decision_button(APPROVE_ACTION, core.requests.approve, announce_approval)
+    on_decision_button(REJECT_ACTION, core.requests.check_may_decide, ask_for_reason)
 
     @app.view(REJECT_CALLBACK)
     def reject_request(
