@@ -31,18 +31,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.context import Services, portal_user, remember_analysis, reply_privately
-from bot.views.limits import (
-    MODAL_BUTTON_TEXT,
-    MODAL_TITLE,
-    PLAIN_TEXT_INPUT_MAX,
-    SECTION_TEXT,
-    code_block,
-    context,
-    fit_escaped,
-    plain,
-    section,
-    truncate,
-)
+from bot.views.limits import PLAIN_TEXT_INPUT_MAX, truncate
 from bot.views.submit import (
     COMMENTS_BLOCK,
     QUERY_BLOCK,
@@ -50,6 +39,10 @@ from bot.views.submit import (
     SUBMIT_CALLBACK,
     TARGET_BLOCK,
     TYPE_BLOCK,
+    checking_modal,
+    refusal_text,
+    refused_modal,
+    submitted_modal,
     target_options,
 )
 from core.errors import DbqueryError, InvalidSubmission, NotAllowed, NotRegistered
@@ -63,7 +56,6 @@ ACK_BUDGET_S = 2.0
 DOWNLOAD_TIMEOUT_S = 30
 ERROR_TEXT_LIMIT = 1_000
 BLOCKS = (TARGET_BLOCK, TYPE_BLOCK, QUERY_BLOCK, SCRIPT_BLOCK, COMMENTS_BLOCK)
-TITLE = "New dbquery request"
 
 log = logging.getLogger("dbquery.bot.submit")
 
@@ -118,6 +110,11 @@ class SubmitForm(BaseModel):
     @property
     def is_script(self) -> bool:
         return self.submission_type == SubmissionType.SCRIPT
+
+    @property
+    def script_name(self) -> str | None:
+        """The attached script's file name when a script is submitted."""
+        return self.files[0].name if self.is_script and self.files else None
 
     def check_slack_limits(self) -> None:
         """What Slack's own data shows at once (core checks the rest)."""
@@ -201,51 +198,6 @@ def build_submission(form: SubmitForm, scripts: ScriptFetcher) -> Submission:
     )
 
 
-# --- what the modal shows while and after a slow check ---------------------------------------
-
-
-def _status_modal(*blocks: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "modal",
-        "callback_id": f"{SUBMIT_CALLBACK}_status",
-        "title": plain(TITLE, MODAL_TITLE),
-        "close": plain("Close", MODAL_BUTTON_TEXT),
-        "blocks": list(blocks),
-    }
-
-
-def checking_modal(form: SubmitForm) -> dict[str, Any]:
-    what = f"*{fit_escaped(form.files[0].name, 200)}*" if form.is_script and form.files else "it"
-    return _status_modal(
-        section(f":hourglass_flowing_sand: Checking {what}; a long script takes a few seconds."),
-        context(
-            "You may close this window: your request card arrives in your DM once the request"
-            " is stored, and a problem is reported there."
-        ),
-    )
-
-
-def submitted_modal(request: RequestRecord) -> dict[str, Any]:
-    return _status_modal(
-        section(
-            f":white_check_mark: Request `{request.short_id}` is stored and the approvers are"
-            " asked. Your request card is in your DM with dbquery."
-        )
-    )
-
-
-def refusal_text(message: str) -> str:
-    return (
-        ":x: The request was not stored:\n"
-        + code_block(message, SECTION_TEXT - 200)
-        + ("\nRun `/dbquery` again to send a corrected one.")
-    )
-
-
-def refused_modal(message: str) -> dict[str, Any]:
-    return _status_modal(section(refusal_text(message)))
-
-
 def field_errors(block: str, message: str) -> dict[str, str]:
     return {block if block in BLOCKS else TARGET_BLOCK: truncate(message, ERROR_TEXT_LIMIT)}
 
@@ -289,7 +241,7 @@ def register(app: App, services: Services, scripts: ScriptFetcher) -> None:
         try:
             request = pending.result(timeout=ACK_BUDGET_S)
         except FutureTimeout:
-            ack(response_action="update", view=checking_modal(form))
+            ack(response_action="update", view=checking_modal(form.script_name))
             view_id = view.get("id") or ""
             pending.add_done_callback(
                 lambda done: services.after_ack(

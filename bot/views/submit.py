@@ -1,4 +1,5 @@
-"""The submit modal (pick a target, paste a query or attach a script) and its target search."""
+"""The submit modal (pick a target, paste a query or attach a script), its target search, and
+what the modal turns into while a slow submission is checked and once it is stored or refused."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from bot.views.limits import (
     OPTIONS_MAX,
     PLACEHOLDER_TEXT,
     PLAIN_TEXT_INPUT_MAX,
+    SECTION_TEXT,
+    code_block,
     context,
+    fit_escaped,
     input_block,
     option,
     plain,
@@ -24,9 +28,13 @@ from bot.views.limits import (
 )
 from core.catalogue import Catalogue, DatabaseType, Instance
 from core.lifecycle import SubmissionType
+from core.records import RequestRecord
 from core.requests import COMMENTS_MAX_CHARS
 
 SUBMIT_CALLBACK = "submit_request"
+# The modal a slow submission turns into: it has no inputs, so Slack never submits it.
+STATUS_CALLBACK = f"{SUBMIT_CALLBACK}_status"
+TITLE = "New dbquery request"
 TARGET_BLOCK = "target"
 TYPE_BLOCK = "submission_type"
 QUERY_BLOCK = "query"
@@ -110,7 +118,7 @@ def _no_targets_modal() -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": SUBMIT_CALLBACK,
-        "title": plain("New dbquery request", MODAL_TITLE),
+        "title": plain(TITLE, MODAL_TITLE),
         "close": plain("Close", MODAL_BUTTON_TEXT),
         "blocks": [
             section(
@@ -161,11 +169,61 @@ def submit_modal(catalogue: Catalogue, *, initial_type: str = "query") -> dict[s
     return {
         "type": "modal",
         "callback_id": SUBMIT_CALLBACK,
-        "title": plain("New dbquery request", MODAL_TITLE),
+        "title": plain(TITLE, MODAL_TITLE),
         "submit": plain("Submit", MODAL_BUTTON_TEXT),
         "close": plain("Cancel", MODAL_BUTTON_TEXT),
         "blocks": blocks,
     }
+
+
+# --- what the modal shows while and after a slow check -----------------------------------------
+
+
+def _status_modal(*blocks: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": STATUS_CALLBACK,
+        "title": plain(TITLE, MODAL_TITLE),
+        "close": plain("Close", MODAL_BUTTON_TEXT),
+        "blocks": list(blocks),
+    }
+
+
+def checking_modal(script_name: str | None) -> dict[str, Any]:
+    """Shown while a submission is still being checked (a script, or a pasted query)."""
+    what = f"*{fit_escaped(script_name, 200)}*" if script_name else "it"
+    return _status_modal(
+        section(f":hourglass_flowing_sand: Checking {what}; a long script takes a few seconds."),
+        context(
+            "You may close this window: your request card arrives in your DM once the request"
+            " is stored, and a problem is reported there."
+        ),
+    )
+
+
+def submitted_modal(request: RequestRecord) -> dict[str, Any]:
+    return _status_modal(
+        section(
+            f":white_check_mark: Request `{request.short_id}` is stored and the approvers are"
+            " asked. Your request card is in your DM with dbquery."
+        )
+    )
+
+
+def refusal_text(message: str) -> str:
+    """Why a submission was not stored (in the modal, or in a DM when the modal was closed)."""
+    return (
+        ":x: The request was not stored:\n"
+        + code_block(message, SECTION_TEXT - 200)
+        + "\nRun `/dbquery` again to send a corrected one."
+    )
+
+
+def refused_modal(message: str) -> dict[str, Any]:
+    return _status_modal(section(refusal_text(message)))
+
+
+# --- the target search ------------------------------------------------------------------------
 
 
 def _matches(target: Target, needle: str) -> bool:
@@ -189,11 +247,17 @@ __all__ = [
     "COMMENTS_BLOCK",
     "QUERY_BLOCK",
     "SCRIPT_BLOCK",
+    "STATUS_CALLBACK",
     "SUBMIT_CALLBACK",
     "TARGET_BLOCK",
+    "TITLE",
     "TYPE_BLOCK",
+    "checking_modal",
     "option_groups",
+    "refusal_text",
+    "refused_modal",
     "submit_modal",
+    "submitted_modal",
     "target_options",
     "target_value",
 ]

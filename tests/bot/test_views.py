@@ -33,7 +33,14 @@ from bot.views.limits import code_block, slack_time, truncate
 from bot.views.reject import reject_modal
 from bot.views.request_card import request_card
 from bot.views.results import needs_file, outcome_message, render_table
-from bot.views.submit import submit_modal, target_options
+from bot.views.submit import (
+    checking_modal,
+    refusal_text,
+    refused_modal,
+    submit_modal,
+    submitted_modal,
+    target_options,
+)
 from core.catalogue import parse_catalogue
 from tests.bot.view_fixtures import (
     AnalysisStub,
@@ -507,6 +514,44 @@ def test_empty_catalogue_explains_and_offers_nothing_to_submit():
     assert_within_slack_limits(view, "modal")
     assert "submit" not in view and not input_blocks(view)
     assert "No databases are configured" in texts(view)
+
+
+# --- what the submit modal turns into during and after a slow check --------------------------
+
+
+def test_checking_modal_names_the_script_and_cannot_be_submitted():
+    view = checking_modal("slow.sql")
+    assert_within_slack_limits(view, "modal")
+    assert view["callback_id"] != "submit_request"
+    assert "submit" not in view and not input_blocks(view)
+    assert "Checking *slow.sql*" in texts(view)
+    assert "Checking it;" in texts(checking_modal(None))
+
+
+def test_checking_modal_for_a_long_file_name_with_markup_fits_and_escapes_it():
+    view = checking_modal("<b>&" + "ä" * 5_000 + ".sql")
+    assert_within_slack_limits(view, "modal")
+    assert "&lt;b&gt;&amp;" in texts(view)
+
+
+def test_submitted_modal_names_the_stored_request():
+    request = make_request()
+    view = submitted_modal(request)
+    assert_within_slack_limits(view, "modal")
+    assert "submit" not in view and not input_blocks(view)
+    assert f"`{request.short_id}` is stored" in texts(view)
+
+
+def test_refused_modal_shows_a_10000_character_error_in_a_code_block_that_fits():
+    error = "syntax error at or near ```<EOF>``` & " + "x" * 10_000
+    view = refused_modal(error)
+    assert_within_slack_limits(view, "modal")
+    shown = texts(view)
+    assert "The request was not stored" in shown and "Run `/dbquery` again" in shown
+    [body] = code_bodies(shown)
+    assert body.startswith("syntax error at or near") and "&lt;EOF&gt;" in body
+    assert ulen(refusal_text(error)) <= SECTION_TEXT_MAX
+    assert refusal_text(error) in shown
 
 
 # --- request card ---------------------------------------------------------------------------
