@@ -137,9 +137,17 @@ class SlackNotifier:
     def post_outcome_thread(
         self, request: RequestRecord, card: MessageRef, result_file: Path | None
     ) -> None:
-        """The outcome as a reply under the card; a large result follows as a file in the thread."""
-        message = outcome_message(request, file_attached=result_file is not None)
-        self.client.chat_postMessage(channel=card.channel_id, thread_ts=card.ts, **message)
+        """The outcome as a reply under the card; a large result follows as a file in the thread.
+
+        Each piece is posted once: when the file upload fails after the reply went out, the
+        retry finds the reply recorded and uploads only the file.
+        """
+        if self.refs.outcome_reply(request.id) is None:
+            message = outcome_message(request, file_attached=result_file is not None)
+            posted = self.client.chat_postMessage(
+                channel=card.channel_id, thread_ts=card.ts, **message
+            )
+            self.refs.save_outcome_reply(request.id, posted["ts"])
         if result_file is None:
             return
         summary = request.result_summary() or {}

@@ -1,6 +1,8 @@
-"""Where a request's chat messages live (the requester's card, the approval DMs).
+"""Where a request's chat messages live (the requester's card, the approval DMs, the outcome
+reply under the card).
 
-Kept in the portal database so the messages can be updated in place after a restart.
+Kept in the portal database so the messages can be updated in place after a restart, and so an
+outcome delivery that is retried does not post its reply twice.
 """
 
 from __future__ import annotations
@@ -59,6 +61,15 @@ class MessageRefs:
 
     def approvals(self, request_id: int) -> list[MessageRef]:
         return self.of(request_id, Purpose.APPROVAL)
+
+    def outcome_reply(self, request_id: int) -> str | None:
+        """The ts of the outcome reply under the card, once it was posted."""
+        with self.sessions() as session:
+            return repo.outcome_reply_ts(session, request_id)
+
+    def save_outcome_reply(self, request_id: int, ts: str) -> None:
+        with self.sessions.begin() as session:
+            repo.save_outcome_reply(session, request_id, ts)
 
 
 __all__ = ["MessageRef", "MessageRefs", "Purpose"]

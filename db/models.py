@@ -227,6 +227,8 @@ class OutcomeDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, nullable=False, default=utcnow, server_default=func.current_timestamp()
     )
+    # The reply under the card once posted: a retry after a failed file upload posts the file only.
+    reply_ts: Mapped[str | None] = mapped_column(String(50))
 
 
 class ApprovalReminder(Base):

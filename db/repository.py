@@ -164,6 +164,21 @@ def outcome_delivery(session: Session, request_id: int) -> OutcomeDelivery | Non
     return session.get(OutcomeDelivery, request_id)
 
 
+def save_outcome_reply(session: Session, request_id: int, reply_ts: str) -> None:
+    session.execute(
+        update(OutcomeDelivery)
+        .where(OutcomeDelivery.request_id == request_id)
+        .values(reply_ts=reply_ts)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def outcome_reply_ts(session: Session, request_id: int) -> str | None:
+    return session.scalar(
+        select(OutcomeDelivery.reply_ts).where(OutcomeDelivery.request_id == request_id)
+    )
+
+
 def undelivered_outcomes(
     session: Session, *, max_attempts: int, started_before: datetime, limit: int = 50
 ) -> Sequence[int]:

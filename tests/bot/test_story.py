@@ -19,7 +19,8 @@ from bot.notifier import SlackNotifier
 from core.lifecycle import Status
 from core.messages import MessageRefs
 from core.records import RequestRecord
-from db.models import User
+from db import repository as repo
+from db.models import OutcomeDelivery, User
 from tests.bot.conftest import (
     AUDIT_CHANNEL,
     BIG_ROWS,
@@ -365,6 +366,46 @@ def test_a_failed_result_post_is_retried_by_the_worker(bot: BotServer):
     replies = thread_replies(bot, request, count=2)
     assert len(replies) == 2 and "globex" in text_of(replies[1])
     assert status_of(bot, request) == Status.COMPLETED
+
+
+def test_a_failed_upload_is_retried_without_posting_the_reply_again(bot: BotServer):
+    request = submit_query(bot, "SELECT id, kind FROM events ORDER BY id")
+    card = card_of(bot, request)
+
+    def in_thread(call: Call) -> bool:
+        return call.args.get("thread_ts") == card.ts
+
+    bot.fake.fail(
+        "files.completeUploadExternal",
+        "internal_error",
+        where=lambda args: args.get("thread_ts") == card.ts,
+    )
+    assert approve(bot, request).status == Status.COMPLETED
+    [refused] = bot.fake.wait_for("files.completeUploadExternal", in_thread)
+    assert refused.answer == {"ok": False, "error": "internal_error"}
+    wait_until(lambda: delivery_of(bot, request).last_error, what="the failed delivery recorded")
+
+    # The worker waits out its lease before it tries again; move the clock past it.
+    bot.clock.advance(minutes=2)
+    wait_until(
+        lambda: bot.runtime.worker.retry_deliveries() or delivery_of(bot, request).delivered_at,
+        what="the retried delivery",
+    )
+    [_, completed] = bot.fake.wait_for("files.completeUploadExternal", in_thread, count=2)
+    assert completed.answer["ok"] is True
+    upload = bot.fake.uploads[json.loads(completed.args["files"])[0]["id"]]
+    assert upload.completed and upload.filename.endswith(".csv")
+    assert len(upload.data.decode("utf-8").splitlines()) == BIG_ROWS + 1
+    # The reply went out with the first attempt and was not posted again.
+    [reply] = bot.fake.calls_to("chat.postMessage", in_thread)
+    assert f"{BIG_ROWS:,}" in text_of(reply)
+
+
+def delivery_of(bot: BotServer, request: RequestRecord) -> OutcomeDelivery:
+    with bot.core.sessions() as session:
+        delivery = repo.outcome_delivery(session, request.id)
+        assert delivery is not None
+        return delivery
 
 
 def test_a_large_mongodb_result_is_uploaded_as_json_lines(bot: BotServer):

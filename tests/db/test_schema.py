@@ -176,6 +176,7 @@ EXPECTED: dict[str, Table] = {
             "delivered_at tstz null",
             "last_error text null",
             "created_at tstz",
+            "reply_ts str50 null",
         ),
         primary_key=("request_id",),
         foreign_keys=frozenset({_fk("request_id", "query_requests", "CASCADE")}),
