@@ -1,4 +1,7 @@
-"""Request statuses, the only legal transitions, and who may decide. Pure functions."""
+"""Request statuses, the only legal transitions, who may decide a request and who may see it.
+
+Pure functions.
+"""
 
 from __future__ import annotations
 
@@ -63,3 +66,29 @@ def why_cannot_decide(
             return None
         return f"only a manager of pod {request_pod!r} or an admin may decide it"
     return "developers cannot approve or reject requests"
+
+
+def why_cannot_view(
+    *,
+    viewer_id: object,
+    viewer_role: str,
+    viewer_pod: str | None,
+    viewer_active: bool,
+    requester_id: object,
+    request_pod: str,
+) -> str | None:
+    """None when the person may see a request; otherwise the reason they may not.
+
+    A request holds a query against production data and its results, so only the people it
+    concerns see it: its requester, and those who may decide it (the managers of its pod, admins).
+    """
+    if not viewer_active:
+        return "your portal account is deactivated"
+    if viewer_id == requester_id or viewer_role == Role.ADMIN:
+        return None
+    if viewer_role == Role.MANAGER and viewer_pod == request_pod:
+        return None
+    return (
+        f"it holds someone else's query and results; only its requester, a manager of pod"
+        f" {request_pod!r} or an admin may see it"
+    )

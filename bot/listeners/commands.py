@@ -18,7 +18,8 @@ from bot.context import Services, analyses_for, portal_user
 from bot.views.commands import help_text, pending_message, request_list_message, status_message
 from bot.views.submit import submit_modal
 from core.errors import DbqueryError
-from core.records import UserRecord
+from core.lifecycle import why_cannot_view
+from core.records import RequestRecord, UserRecord
 
 COMMAND = "/dbquery"
 LIST_LIMIT = 10
@@ -31,6 +32,21 @@ def parse_subcommand(text: str | None) -> tuple[str, str]:
     """('status', 'abc123') from 'status abc123'; an empty text means a new request."""
     word, _, rest = (text or "").strip().partition(" ")
     return word.lower(), rest.strip()
+
+
+def status_of(user: UserRecord, request: RequestRecord) -> dict[str, Any]:
+    """The request's status, for the people it concerns only (it shows the query and results)."""
+    reason = why_cannot_view(
+        viewer_id=user.id,
+        viewer_role=user.role,
+        viewer_pod=user.pod_id,
+        viewer_active=user.is_active,
+        requester_id=request.requester.id,
+        request_pod=request.pod_id,
+    )
+    if reason:
+        return {"text": f"You can't see request `{request.short_id}`: {reason}."}
+    return status_message(request)
 
 
 def register(app: App, services: Services) -> None:
@@ -46,7 +62,7 @@ def register(app: App, services: Services) -> None:
         if subcommand == "status":
             if not argument:
                 return {"text": "Usage: `/dbquery status <request id or its first 8 characters>`"}
-            return status_message(core.requests.find(argument))
+            return status_of(user, core.requests.find(argument))
         if subcommand == "pending":
             waiting = core.requests.pending_for(user, limit=PENDING_LIMIT)
             return pending_message(waiting, analyses_for(waiting))
@@ -77,4 +93,4 @@ def register(app: App, services: Services) -> None:
         respond(**message, response_type="ephemeral")
 
 
-__all__ = ["COMMAND", "parse_subcommand", "register"]
+__all__ = ["COMMAND", "parse_subcommand", "register", "status_of"]

@@ -36,7 +36,8 @@ def help_text() -> str:
             "`/dbquery` — open the form to submit a query or a script",
             "`/dbquery list [status]` — your recent requests"
             " (status: pending, approved, rejected, executing, completed, failed)",
-            "`/dbquery status &lt;id&gt;` — one request, by its id or first 8 characters",
+            "`/dbquery status &lt;id&gt;` — one request, by its id or first 8 characters"
+            " (yours, or one you may decide)",
             "`/dbquery pending` — requests waiting for your decision (managers and admins)",
             "`/dbquery help` — this help",
             "Results arrive as a reply under your request card in your DM with dbquery.",

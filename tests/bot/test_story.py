@@ -691,6 +691,29 @@ def test_help_list_status_and_pending(bot: BotServer):
     assert (APPROVE, str(request.uuid)) not in buttons_in(answer_to(bot, url).args)
 
 
+# A developer of the same pod, and a manager of another pod.
+@pytest.mark.parametrize("asker", ["U0DEV2", "U0OLGA"])
+def test_status_of_someone_elses_request_is_refused_with_the_reason(bot: BotServer, asker: str):
+    request = submit_query(bot, "SELECT customer FROM orders WHERE total > 15")
+    _, url = bot.sender.command(asker, f"status {request.short_id}")
+    answer = answer_to(bot, url)
+    assert answer.args["response_type"] == "ephemeral"
+    assert answer.args["text"].startswith(f"You can't see request `{request.short_id}`: ")
+    assert (
+        "only its requester, a manager of pod 'payments' or an admin may see it"
+        in (answer.args["text"])
+    )
+    assert "total" not in text_of(answer) and str(request.uuid) not in text_of(answer)
+
+
+def test_status_is_shown_to_the_requester_the_pods_managers_and_admins(bot: BotServer):
+    request = submit_query(bot, "SELECT customer FROM orders WHERE total < 15")
+    for asker in ("U0ANN", "U0MO", "U0ADA"):
+        _, url = bot.sender.command(asker, f"status {request.short_id}")
+        shown = text_of(answer_to(bot, url))
+        assert str(request.uuid) in shown and "total &lt; 15" in shown, asker
+
+
 # --- reminders -----------------------------------------------------------------------------------
 
 

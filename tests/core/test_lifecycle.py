@@ -14,7 +14,14 @@ from dataclasses import dataclass
 import pytest
 
 from core.errors import InvalidTransition
-from core.lifecycle import FINAL_STATUSES, LEGAL_TRANSITIONS, Role, Status, is_legal
+from core.lifecycle import (
+    FINAL_STATUSES,
+    LEGAL_TRANSITIONS,
+    Role,
+    Status,
+    is_legal,
+    why_cannot_view,
+)
 from core.lifecycle import why_cannot_decide as why_not
 from core.records import RequestRecord
 from core.requests import RequestService
@@ -103,6 +110,49 @@ def test_who_may_not_decide_gets_the_reason(kwargs, reason):
     kwargs = dict(kwargs)
     role = kwargs.pop("role")
     assert reason in (decide(role, **kwargs) or "")
+
+
+def view(role: str, pod: str | None = "payments", *, active: bool = True, me=None):
+    return why_cannot_view(
+        viewer_id=me or uuid.uuid4(),
+        viewer_role=role,
+        viewer_pod=pod,
+        viewer_active=active,
+        requester_id=REQUESTER,
+        request_pod="payments",
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"role": Role.DEVELOPER, "me": REQUESTER},
+        {"role": Role.DEVELOPER, "me": REQUESTER, "pod": None},
+        {"role": Role.MANAGER, "me": REQUESTER},
+        {"role": Role.MANAGER},
+        {"role": Role.ADMIN, "pod": None},
+        {"role": Role.ADMIN, "pod": "platform"},
+    ],
+)
+def test_the_requester_the_managers_of_its_pod_and_admins_may_see_a_request(kwargs):
+    kwargs = dict(kwargs)
+    assert view(kwargs.pop("role"), **kwargs) is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"role": Role.DEVELOPER}, "only its requester, a manager of pod 'payments' or an admin"),
+        ({"role": Role.DEVELOPER, "pod": "platform"}, "someone else's query and results"),
+        ({"role": Role.MANAGER, "pod": "platform"}, "a manager of pod 'payments'"),
+        ({"role": Role.MANAGER, "pod": None}, "a manager of pod 'payments'"),
+        ({"role": Role.DEVELOPER, "me": REQUESTER, "active": False}, "deactivated"),
+        ({"role": Role.ADMIN, "active": False}, "deactivated"),
+    ],
+)
+def test_who_may_not_see_a_request_gets_the_reason(kwargs, reason):
+    kwargs = dict(kwargs)
+    assert reason in (view(kwargs.pop("role"), **kwargs) or "")
 
 
 # --- every pair through the service ------------------------------------------------------------
