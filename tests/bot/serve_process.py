@@ -7,8 +7,14 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.catalogue import load_catalogue
+from core.users import UserService
+from db.migrate import migrate
+from db.session import make_engine, make_session_factory
 from tests.bot.conftest import BOT_TOKEN, SIGNING_SECRET, TARGET_SECRET_ENV, write_catalogue
 from tests.conftest import VENV_BIN, free_port, wait_for_port
+
+Person = tuple[str, str, str]  # email, role, Slack id; everyone is in pod payments
 
 
 def dbquery(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -17,27 +23,54 @@ def dbquery(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def serve_env(workdir: Path, portal_url: str, target_db: str, slack_api_url: str) -> dict[str, str]:
-    return {
+def serve_env(
+    workdir: Path,
+    portal_url: str,
+    target_db: str,
+    slack_api_url: str,
+    *,
+    signing_secret: str | None = SIGNING_SECRET,
+    **extra: str,
+) -> dict[str, str]:
+    """The environment `serve` reads; `signing_secret=None` leaves it out (Socket Mode)."""
+    env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DBQUERY_"))},
         "DBQUERY_DATABASE_URL": portal_url,
         "DBQUERY_CONFIG": str(write_catalogue(workdir / "dbquery.yml", target_db)),
         "DBQUERY_RESULTS_DIR": str(workdir / "results"),
         "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": slack_api_url,
         TARGET_SECRET_ENV: '{"username": "postgres", "password": ""}',
+        **extra,
     }
+    if signing_secret is not None:
+        env["SLACK_SIGNING_SECRET"] = signing_secret
+    return env
 
 
-def add_users(env: dict[str, str], *people: tuple[str, str, str]) -> None:
-    """(email, role, slack id) each, in pod payments."""
+def add_users(env: dict[str, str], *people: Person) -> None:
+    """Through the installed command, as an operator would."""
     for email, role, slack_id in people:
         added = dbquery(
             env, "users", "add", "--email", email, "--name", email.split("@")[0],
             "--role", role, "--pod", "payments", "--slack-id", slack_id,
         )  # fmt: skip
         assert added.returncode == 0, added.stderr
+
+
+def prepare_portal(env: dict[str, str], *people: Person) -> None:
+    """Migrate and add people in this process: quicker than the command, which has its own tests,
+    for tests about `serve` alone."""
+    engine = make_engine(env["DBQUERY_DATABASE_URL"])
+    try:
+        migrate(engine)
+        users = UserService(make_session_factory(engine), load_catalogue(env["DBQUERY_CONFIG"]))
+        for email, role, slack_id in people:
+            users.add(
+                email=email, name=email.split("@")[0], role=role, pod="payments", slack_id=slack_id
+            )
+    finally:
+        engine.dispose()
 
 
 @dataclass

@@ -3,102 +3,48 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from core.catalogue import load_catalogue
-from core.users import UserService
-from db.migrate import migrate
-from db.session import make_engine, make_session_factory
-from tests.bot.conftest import (
-    BOT_TOKEN,
-    SIGNING_SECRET,
-    TARGET_SECRET_ENV,
-    SlackSender,
-    query_form,
-    write_catalogue,
-)
+from tests.bot.conftest import BOT_TOKEN, SIGNING_SECRET, SlackSender, query_form
 from tests.bot.fakeslack import FakeSlack
-from tests.conftest import VENV_BIN, free_port, wait_for_port
+from tests.bot.serve_process import Served, dbquery, prepare_portal, serve_env, start_serve
+from tests.conftest import free_port
+
+ANN = ("ann@example.com", "developer", "U0ANN")
+MO = ("mo@example.com", "manager", "U0MO")
 
 
-def dbquery(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(VENV_BIN / "dbquery"), *args], env=env, capture_output=True, text=True, timeout=60
+def serve_with_ann_and_mo(
+    workdir: Path,
+    fake: FakeSlack,
+    target_db: str,
+    *,
+    signing_secret: str | None = SIGNING_SECRET,
+    **extra: str,
+) -> Served:
+    """`serve` over a fresh SQLite portal holding Ann (developer) and Mo (manager)."""
+    portal_url = f"sqlite:///{workdir / 'portal.sqlite3'}"
+    env = serve_env(
+        workdir, portal_url, target_db, fake.api_url, signing_secret=signing_secret, **extra
     )
-
-
-@dataclass
-class Served:
-    url: str
-    env: dict[str, str]
-    proc: subprocess.Popen
-    log: Path
-
-
-def serve_env(workdir: Path, fake: FakeSlack, target_db: str, **extra: str) -> dict[str, str]:
-    """A migrated portal database with Ann (developer) and Mo (manager), and the environment."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DBQUERY_"))},
-        "DBQUERY_DATABASE_URL": f"sqlite:///{workdir / 'portal.sqlite3'}",
-        "DBQUERY_CONFIG": str(write_catalogue(workdir / "dbquery.yml", target_db)),
-        "DBQUERY_RESULTS_DIR": str(workdir / "results"),
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_API_URL": fake.api_url,
-        TARGET_SECRET_ENV: json.dumps({"username": "postgres", "password": ""}),
-        **extra,
-    }
-    # Set up in-process (the CLI has its own tests); only `serve` runs as a subprocess here.
-    migrate(make_engine(env["DBQUERY_DATABASE_URL"]))
-    users = UserService(
-        make_session_factory(make_engine(env["DBQUERY_DATABASE_URL"])),
-        load_catalogue(env["DBQUERY_CONFIG"]),
-    )
-    users.add(
-        email="ann@example.com", name="Ann", role="developer", pod="payments", slack_id="U0ANN"
-    )
-    users.add(email="mo@example.com", name="Mo", role="manager", pod="payments", slack_id="U0MO")
-    return env
-
-
-def start_serve(workdir: Path, env: dict[str, str]) -> Served:
-    port = free_port()
-    log_path = workdir / "serve.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [str(VENV_BIN / "dbquery"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    wait_for_port(port, proc, "dbquery serve")
-    return Served(f"http://127.0.0.1:{port}", env, proc, log_path)
-
-
-def stop_serve(served: Served) -> None:
-    if served.proc.poll() is None:
-        served.proc.kill()
-        served.proc.wait()
+    prepare_portal(env, ANN, MO)
+    return start_serve(env, workdir / "serve.log")
 
 
 @pytest.fixture(scope="module")
 def served(
     tmp_path_factory: pytest.TempPathFactory, fake_slack: FakeSlack, target_database: str
 ) -> Iterator[Served]:
-    workdir = tmp_path_factory.mktemp("serve")
-    env = serve_env(workdir, fake_slack, target_database, SLACK_SIGNING_SECRET=SIGNING_SECRET)
-    server = start_serve(workdir, env)
+    server = serve_with_ann_and_mo(tmp_path_factory.mktemp("serve"), fake_slack, target_database)
     try:
         yield server
     finally:
-        stop_serve(server)
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -106,13 +52,17 @@ def socket_served(
     tmp_path_factory: pytest.TempPathFactory, fake_slack: FakeSlack, target_database: str
 ) -> Iterator[Served]:
     """`serve` in Socket Mode: an app-level token and no signing secret."""
-    workdir = tmp_path_factory.mktemp("socket")
-    env = serve_env(workdir, fake_slack, target_database, SLACK_APP_TOKEN="xapp-fake-app-token")
-    server = start_serve(workdir, env)
+    server = serve_with_ann_and_mo(
+        tmp_path_factory.mktemp("socket"),
+        fake_slack,
+        target_database,
+        signing_secret=None,
+        SLACK_APP_TOKEN="xapp-fake-app-token",
+    )
     try:
         yield server
     finally:
-        stop_serve(server)
+        server.stop()
 
 
 def test_serve_answers_health_and_runs_a_request_end_to_end(
