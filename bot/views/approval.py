@@ -12,9 +12,9 @@ from bot.views.limits import (
     button,
     confirm_dialog,
     count_note,
-    fallback_text,
     fit_escaped,
     header,
+    message,
     section,
     slack_len,
     slack_time,
@@ -209,7 +209,7 @@ def approval_message(request: RequestRecord, analysis: AnalysisLike | None) -> d
         f"{person_plain(request.requester)} asks for approval: {_kind_word(analysis)}"
         f" {request.submission_type} on {request.target_label} (request {request.short_id})"
     )
-    return {"text": fallback_text(text), "blocks": blocks}
+    return message(text, blocks)
 
 
 def decided_message(request: RequestRecord, analysis: AnalysisLike | None) -> dict[str, Any]:
@@ -230,7 +230,7 @@ def decided_message(request: RequestRecord, analysis: AnalysisLike | None) -> di
     text = f"Request {request.short_id} on {request.target_label} was {verb} by {who}"
     if request.status == Status.PENDING:
         text = f"Request {request.short_id} on {request.target_label} is pending"
-    return {"text": fallback_text(text), "blocks": blocks}
+    return message(text, blocks)
 
 
 def reminder_text(request: RequestRecord, escalated: bool) -> str:

@@ -14,9 +14,9 @@ from bot.views.limits import (
     code_block,
     context,
     count_note,
-    fallback_text,
     fit_escaped,
     header,
+    message,
     section,
     take_items,
 )
@@ -51,7 +51,7 @@ def _note_block(shown: int, total: int, noun: str, where: str) -> list[dict[str,
 
 def request_list_message(requests: list[RequestRecord]) -> dict[str, Any]:
     if not requests:
-        return {"text": "No requests found.", "blocks": [section("No requests found.")]}
+        return message("No requests found.", [section("No requests found.")])
     head = [header(f"Requests ({len(requests):,})")]
     items = [[section(request_line(r))] for r in requests]
     taken, shown = take_items(
@@ -61,7 +61,7 @@ def request_list_message(requests: list[RequestRecord]) -> dict[str, Any]:
     )
     blocks = [*head, *taken, *_note_block(shown, len(requests), "requests", "narrow by status")]
     lines = [f"{r.short_id} {r.status} {r.target_label}" for r in requests[:shown]]
-    return {"text": fallback_text("Requests:\n" + "\n".join(lines)), "blocks": blocks}
+    return message("Requests:\n" + "\n".join(lines), blocks)
 
 
 def status_message(request: RequestRecord) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def pending_message(
     items = waiting_items(requests, analyses, PENDING_CONTENT_LIMIT)
     if not items:
         text = "Nothing is waiting for your decision."
-        return {"text": text, "blocks": [section(text)]}
+        return message(text, [section(text)])
     head = [header(f"Waiting for your decision ({len(items):,})")]
     taken, shown = take_items(
         items,
@@ -97,12 +97,12 @@ def pending_message(
     )
     blocks = [*head, *taken, *_note_block(shown, len(items), "waiting", "see the Home tab")]
     waiting = f"{len(items):,} request{'s' if len(items) != 1 else ''} waiting for your decision"
-    return {"text": fallback_text(waiting), "blocks": blocks}
+    return message(waiting, blocks)
 
 
 def not_registered_message(text: str) -> dict[str, Any]:
     shown = fit_escaped(text, SECTION_TEXT - 20)
-    return {"text": fallback_text(text), "blocks": [section(f":warning: {shown}")]}
+    return message(text, [section(f":warning: {shown}")])
 
 
 __all__ = [

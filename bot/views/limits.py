@@ -302,6 +302,12 @@ def fallback_text(text: str) -> str:
     return fit_escaped(break_fences(text), MESSAGE_TEXT) or " "
 
 
+def message(text: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """A chat message: its blocks, with `text` (plain words) as the fallback that notifications
+    and screen readers show."""
+    return {"text": fallback_text(text), "blocks": blocks}
+
+
 def blocks_chars(node: Any) -> int:
     """Characters of every string in a block tree: what Slack's message-size check sees."""
     if isinstance(node, str):

@@ -9,10 +9,10 @@ from bot.views.limits import (
     SECTION_TEXT,
     code_block,
     context,
-    fallback_text,
     fields_section,
     fit_escaped,
     header,
+    message,
     plain_time,
     quote,
     section,
@@ -196,7 +196,7 @@ def request_card(request: RequestRecord) -> dict[str, Any]:
         f"Your request {request.short_id} on {request.target_label} is {request.status}"
         f" (submitted {plain_time(request.created_at)})"
     )
-    return {"text": fallback_text(text), "blocks": blocks}
+    return message(text, blocks)
 
 
 __all__ = [

@@ -15,8 +15,8 @@ from bot.views.limits import (
     context,
     count_note,
     escape_mrkdwn,
-    fallback_text,
     fit_escaped,
+    message,
     section,
     slack_len,
     truncate,
@@ -330,7 +330,7 @@ def outcome_message(request: RequestRecord, *, file_attached: bool) -> dict[str,
     else:
         line = decision_line(request) or f"Request `{request.short_id}` is {request.status}."
         text, blocks = f"Request {request.short_id} is {request.status}", [section(line)]
-    return {"text": fallback_text(text), "blocks": blocks}
+    return message(text, blocks)
 
 
 __all__ = [
