@@ -249,12 +249,7 @@ class RequestService:
         if decider is None:
             raise NotRegistered("you are not a dbquery user")
         reason = why_cannot_decide(
-            decider_id=decider.id,
-            decider_role=decider.role,
-            decider_pod=decider.pod_id,
-            decider_active=decider.is_active,
-            requester_id=request.requester.id,
-            request_pod=request.pod_id,
+            decider, requester_id=request.requester.id, request_pod=request.pod_id
         )
         if reason:
             raise NotAllowed(f"You can't decide this request: {reason}.")

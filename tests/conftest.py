@@ -1,4 +1,4 @@
-"""Fixtures that start real servers: PostgreSQL databases, nx-27017 (MongoDB wire protocol), moto."""
+"""Fixtures that start real servers: PostgreSQL databases, nx-27017 (MongoDB), moto."""
 
 from __future__ import annotations
 
@@ -104,11 +104,16 @@ def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     proc = subprocess.Popen(
         [
             str(VENV_BIN / "nx-27017"),
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--data-dir", "memory",
-            "--log-file", str(logdir / "nx.log"),
-            "--pid-file", str(logdir / "nx.pid"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            "memory",
+            "--log-file",
+            str(logdir / "nx.log"),
+            "--pid-file",
+            str(logdir / "nx.pid"),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

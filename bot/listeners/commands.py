@@ -36,14 +36,7 @@ def parse_subcommand(text: str | None) -> tuple[str, str]:
 
 def status_of(user: UserRecord, request: RequestRecord) -> dict[str, Any]:
     """The request's status, for the people it concerns only (it shows the query and results)."""
-    reason = why_cannot_view(
-        viewer_id=user.id,
-        viewer_role=user.role,
-        viewer_pod=user.pod_id,
-        viewer_active=user.is_active,
-        requester_id=request.requester.id,
-        request_pod=request.pod_id,
-    )
+    reason = why_cannot_view(user, requester_id=request.requester.id, request_pod=request.pod_id)
     if reason:
         return {"text": f"You can't see request `{request.short_id}`: {reason}."}
     return status_message(request)

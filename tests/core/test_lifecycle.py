@@ -10,6 +10,7 @@ import itertools
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 
@@ -77,15 +78,12 @@ def test_final_statuses_have_no_way_out():
 REQUESTER = uuid.uuid4()
 
 
+def person(role: str, pod: str | None, active: bool, me) -> SimpleNamespace:
+    return SimpleNamespace(id=me or uuid.uuid4(), role=role, pod_id=pod, is_active=active)
+
+
 def decide(role: str, pod: str | None = "payments", *, active: bool = True, me=None):
-    return why_not(
-        decider_id=me or uuid.uuid4(),
-        decider_role=role,
-        decider_pod=pod,
-        decider_active=active,
-        requester_id=REQUESTER,
-        request_pod="payments",
-    )
+    return why_not(person(role, pod, active, me), requester_id=REQUESTER, request_pod="payments")
 
 
 def test_a_manager_of_the_pod_and_any_admin_may_decide():
@@ -114,12 +112,7 @@ def test_who_may_not_decide_gets_the_reason(kwargs, reason):
 
 def view(role: str, pod: str | None = "payments", *, active: bool = True, me=None):
     return why_cannot_view(
-        viewer_id=me or uuid.uuid4(),
-        viewer_role=role,
-        viewer_pod=pod,
-        viewer_active=active,
-        requester_id=REQUESTER,
-        request_pod="payments",
+        person(role, pod, active, me), requester_id=REQUESTER, request_pod="payments"
     )
 
 
