@@ -34,7 +34,6 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.measure import peak_rss_mb, print_child_figures  # noqa: E402
 
-NX_27017 = Path(sys.executable).parent / "nx-27017"
 DATABASE = "bench"
 COLLECTION = "items"
 RUNS = 3
@@ -45,27 +44,9 @@ INSERT_BATCH = 10_000
 
 def start_server(work_dir: Path) -> tuple[subprocess.Popen, int]:
     # Imported here: the measuring children must not carry pytest in their memory figures.
-    from tests.conftest import free_port, stop, wait_for_port
+    from tests.conftest import start_nx27017
 
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            str(NX_27017),
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--data-dir", "memory",
-            "--log-file", str(work_dir / "nx.log"),
-            "--pid-file", str(work_dir / "nx.pid"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_for_port(port, server, "nx-27017")
-    except BaseException:
-        stop(server)
-        raise
-    return server, port
+    return start_nx27017(work_dir)
 
 
 def insert_documents(port: int, count: int) -> None:

@@ -97,29 +97,33 @@ def pg_database(make_pg_database: Callable[[], str]) -> str:
 # --- MongoDB (nx-27017) -----------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+def start_nx27017(workdir: Path) -> tuple[subprocess.Popen, int]:
+    """A real nx-27017 (MongoDB wire protocol) on a free loopback port, data in memory."""
     port = free_port()
-    logdir = tmp_path_factory.mktemp("nx27017")
     proc = subprocess.Popen(
         [
             str(VENV_BIN / "nx-27017"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            "memory",
-            "--log-file",
-            str(logdir / "nx.log"),
-            "--pid-file",
-            str(logdir / "nx.pid"),
+            "--host", "127.0.0.1",
+            "--port", str(port),
+            "--data-dir", "memory",
+            "--log-file", str(workdir / "nx.log"),
+            "--pid-file", str(workdir / "nx.pid"),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )
+    )  # fmt: skip
     try:
         wait_for_port(port, proc, "nx-27017")
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, port
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    proc, port = start_nx27017(tmp_path_factory.mktemp("nx27017"))
+    try:
         yield ("127.0.0.1", port)
     finally:
         stop(proc)
