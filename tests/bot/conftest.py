@@ -30,7 +30,7 @@ from core.wiring import Core, build_core
 from db.migrate import migrate
 from db.session import make_engine
 from tests.bot.fakeslack import FakeSlack
-from tests.conftest import free_port, pg_url_for
+from tests.conftest import free_port, pg_url_for, wait_until
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-fake-token"
@@ -447,18 +447,6 @@ def pg_bot(
     finally:
         server.stop()
         server.core.engine.dispose()
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 15, what: str = "condition") -> Any:
-    """Poll `check` until it returns something truthy, failing at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 __all__ = [

@@ -11,16 +11,7 @@ import psycopg
 from tests.bot.conftest import SlackSender, query_form
 from tests.bot.fakeslack import FakeSlack
 from tests.bot.serve_process import add_users, dbquery, serve_env, start_serve
-from tests.conftest import pg_url_for
-
-
-def poll(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+from tests.conftest import pg_url_for, wait_until
 
 
 def request_uuid_from_approval_dm(fake: FakeSlack, marker: str) -> str:
@@ -68,7 +59,7 @@ def test_serve_killed_mid_query_fails_the_request_on_restart_and_never_reruns_it
         assert sender.submit_view("U0ANN", "submit_request", form).status_code == 200
         request_uuid = request_uuid_from_approval_dm(fake_slack, marker)
         assert sender.click("U0MO", "approve_request", request_uuid)[0].status_code == 200
-        poll(
+        wait_until(
             lambda: [b for b in backends_of(target_database, request_uuid) if b[1] == "active"],
             timeout=30,
             what="the query to be running on the target",
@@ -88,7 +79,7 @@ def test_serve_killed_mid_query_fails_the_request_on_restart_and_never_reruns_it
                     (request_uuid,),
                 ).fetchone()
 
-            status, error = poll(
+            status, error = wait_until(
                 lambda: (r := row()) and r[0] == "failed" and r, timeout=30, what="recovery"
             )
         assert error.startswith("interrupted")

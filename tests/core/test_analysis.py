@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import ModuleType
-
 import pytest
 
 from core.analysis import (
@@ -13,6 +11,7 @@ from core.analysis import (
     StatementInfo,
     analyse,
 )
+from core.executors import mongo_shell
 
 
 def pg(content: str, submission_type: str = "query") -> Analysis:
@@ -366,16 +365,10 @@ def test_unknown_database_type_is_a_programming_error() -> None:
 # --- MongoDB ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def mongo_shell() -> ModuleType:
-    return pytest.importorskip("core.executors.mongo_shell")
-
-
 def mongo(content: str, submission_type: str = "query") -> Analysis:
     return analyse("mongodb", content, submission_type)
 
 
-@pytest.mark.usefixtures("mongo_shell")
 def test_mongo_find_is_a_read_of_its_collection() -> None:
     analysis = mongo("db.orders.find({status: 'open'}).limit(5)")
     assert analysis.kind == "read"
@@ -385,7 +378,6 @@ def test_mongo_find_is_a_read_of_its_collection() -> None:
     assert analysis.warnings == ()
 
 
-@pytest.mark.usefixtures("mongo_shell")
 def test_mongo_script_kinds_tables_and_lines() -> None:
     analysis = mongo(
         "db.orders.countDocuments({})\ndb.archive.insertOne({a: 1})\ndb.orders.find()",
@@ -401,7 +393,6 @@ def test_mongo_script_kinds_tables_and_lines() -> None:
     assert analysis.warnings == ()
 
 
-@pytest.mark.usefixtures("mongo_shell")
 @pytest.mark.parametrize(
     ("content", "warning"),
     [
@@ -413,18 +404,16 @@ def test_mongo_unfiltered_many_operations_warn(content: str, warning: str) -> No
     assert mongo(content).warnings == (warning,)
 
 
-@pytest.mark.usefixtures("mongo_shell")
 def test_mongo_filtered_many_operations_do_not_warn() -> None:
     assert mongo("db.orders.deleteMany({status: 'void'})").warnings == ()
 
 
-@pytest.mark.usefixtures("mongo_shell")
 def test_mongo_more_than_one_statement_in_a_query_warns() -> None:
     analysis = mongo("db.a.find()\ndb.b.find()")
     assert analysis.warnings == (MULTIPLE_STATEMENTS_WARNING,)
 
 
-def test_mongo_parse_error_keeps_the_parser_message_and_position(mongo_shell: ModuleType) -> None:
+def test_mongo_parse_error_keeps_the_parser_message_and_position() -> None:
     content = "db.orders.find({status: 'open'\n"
     with pytest.raises(mongo_shell.MongoParseError) as parsed:
         mongo_shell.parse(content)
@@ -438,7 +427,6 @@ def test_mongo_parse_error_keeps_the_parser_message_and_position(mongo_shell: Mo
     )
 
 
-@pytest.mark.usefixtures("mongo_shell")
 @pytest.mark.parametrize("content", ["", "  \n  "])
 def test_mongo_nothing_to_run(content: str) -> None:
     with pytest.raises(AnalysisError, match="^nothing to run"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 
 import psycopg
@@ -19,7 +18,7 @@ from core.settings import Settings
 from core.wiring import Core, build_core
 from db.migrate import migrate
 from db.session import make_engine
-from tests.conftest import PG_URL, pg_url_for
+from tests.conftest import PG_URL, pg_url_for, wait_until
 
 
 class RecordingNotifier:
@@ -52,15 +51,6 @@ class RecordingNotifier:
     def remind(self, request, approvers, admins) -> None:
         with self.lock:
             self.reminders.append((request.uuid, len(approvers), len(admins)))
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture
