@@ -40,7 +40,8 @@ def user_by_slack_id(session: Session, slack_user_id: str) -> User | None:
 
 
 def all_users(session: Session) -> Sequence[User]:
-    return session.scalars(select(User).order_by(User.pod_id, User.email)).all()
+    # Users without a pod (admins) first on every backend (PostgreSQL sorts NULL last by default).
+    return session.scalars(select(User).order_by(User.pod_id.nulls_first(), User.email)).all()
 
 
 def active_managers_of_pod(session: Session, pod_id: str) -> Sequence[User]:
