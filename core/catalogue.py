@@ -39,6 +39,11 @@ class Instance(BaseModel):
     secret: str | None = None
     statement_timeout_s: int = Field(default=DEFAULT_STATEMENT_TIMEOUT_S, gt=0, le=86_400)
     max_rows: int = Field(default=DEFAULT_MAX_ROWS, gt=0, le=10_000_000)
+    # TLS to the target: true requires it, false refuses it; unset leaves the driver's default
+    # (PostgreSQL: TLS when the server offers it; MongoDB: no TLS).
+    tls: bool | None = None
+    # MongoDB only: the database that holds the user (pymongo's default is "admin").
+    auth_source: str | None = Field(default=None, min_length=1)
 
     @field_validator("databases")
     @classmethod

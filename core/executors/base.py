@@ -16,6 +16,8 @@ class Connection:
     statement_timeout_s: int = 60
     max_rows: int = 100_000
     connect_timeout_s: int = 10
+    tls: bool | None = None  # None: the driver's default
+    auth_source: str | None = None  # MongoDB: where the user is defined
 
 
 @dataclass(frozen=True)

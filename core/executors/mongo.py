@@ -136,9 +136,13 @@ def _elapsed_ms(started: float) -> int:
 
 def _open_client(conn: Connection, job: Job) -> pymongo.MongoClient:
     timeout_ms = conn.connect_timeout_s * 1000
-    credentials: dict[str, str] = {}
+    options: dict[str, object] = {}
     if conn.username:
-        credentials = {"username": conn.username, "password": conn.password or ""}
+        options = {"username": conn.username, "password": conn.password or ""}
+        if conn.auth_source:
+            options["authSource"] = conn.auth_source
+    if conn.tls is not None:
+        options["tls"] = conn.tls
     try:
         return pymongo.MongoClient(
             host=conn.host,
@@ -146,7 +150,7 @@ def _open_client(conn: Connection, job: Job) -> pymongo.MongoClient:
             appname=f"dbquery/{job.request_uuid}",
             serverSelectionTimeoutMS=timeout_ms,
             connectTimeoutMS=timeout_ms,
-            **credentials,
+            **options,
         )
     except ConfigurationError as exc:
         raise ExecutionError(

@@ -163,6 +163,12 @@ def _raw_text_adapters() -> AdaptersMap:
     return adapters
 
 
+def _sslmode(conn: Connection) -> dict[str, str]:
+    if conn.tls is None:
+        return {}  # libpq's default, "prefer"
+    return {"sslmode": "require" if conn.tls else "disable"}
+
+
 def _application_name(request_uuid: str) -> str:
     raw = f"dbquery/{request_uuid}".encode()[:APPLICATION_NAME_MAX_BYTES]
     return raw.decode("utf-8", errors="ignore")
@@ -182,6 +188,7 @@ def _connect(conn: Connection, job: Job) -> psycopg.Connection:
             context=_raw_text_adapters(),
             # Server-side prepared statements would outlive nothing here and break poolers.
             prepare_threshold=None,
+            **_sslmode(conn),
         )
     except psycopg.Error as exc:
         raise _connection_failure(conn, exc) from None

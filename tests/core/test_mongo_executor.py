@@ -672,3 +672,12 @@ def test_unreachable_server_names_the_address_but_not_the_password(tmp_path: Pat
     assert "refused" in caught.value.message.lower()
     assert PASSWORD not in caught.value.message
     assert caught.value.partial is None  # nothing ran
+
+
+def test_tls_required_against_a_server_without_it_fails_clearly(
+    run: Callable[..., ExecutionResult], mongo_server: tuple[str, int]
+) -> None:
+    host, port = mongo_server
+    with pytest.raises(ExecutionError) as failed:
+        run("db.items.find({})", tls=True, connect_timeout_s=1)
+    assert f"{host}:{port}" in failed.value.message

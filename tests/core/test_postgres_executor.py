@@ -471,3 +471,18 @@ def test_missing_database_is_a_plain_execution_error(run: Callable[..., Any]) ->
         run("SELECT 1", database="dbq_no_such_database")
     assert not isinstance(caught.value, AuthenticationFailed)
     assert 'database "dbq_no_such_database" does not exist' in caught.value.message
+
+
+def test_tls_false_connects_in_plain_text_and_tls_true_requires_it(
+    run: Callable[..., Any], target_url: str
+) -> None:
+    with psycopg.connect(target_url) as conn:
+        server_offers_tls = conn.execute("SHOW ssl").fetchone()[0] == "on"
+    assert run("SELECT 1 AS one", tls=False).preview_rows == [["1"]]
+    if server_offers_tls:
+        assert run(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", tls=True
+        ).preview_rows == [["t"]]
+    else:
+        with pytest.raises(ExecutionError, match="SSL"):
+            run("SELECT 1", tls=True)

@@ -489,6 +489,15 @@ def test_catalogue_fills_what_the_secret_leaves_out() -> None:
     assert (conn.username, conn.password) == ("app", "pw")
 
 
+def test_tls_and_auth_source_come_from_the_catalogue() -> None:
+    plain = connection_for(instance(), "shop", Credentials("app", "pw"))
+    assert (plain.tls, plain.auth_source) == (None, None)
+
+    strict = instance().model_copy(update={"tls": True, "auth_source": "users"})
+    conn = connection_for(strict, "shop", Credentials("app", "pw"))
+    assert (conn.tls, conn.auth_source) == (True, "users")
+
+
 def test_no_credentials_connect_without_user() -> None:
     conn = connection_for(instance(), "shop", Credentials(None, None))
 
