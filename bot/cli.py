@@ -16,6 +16,7 @@ from core.errors import DbqueryError
 from core.lifecycle import Role, Status
 from core.settings import SLACK_APP_HELP, Settings, load_settings
 from core.wiring import build_core
+from db.errors import PortalDatabaseError
 from db.migrate import current_revision, head_revision, migrate
 from db.session import make_engine
 
@@ -80,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         logging.getLogger("alembic").setLevel(logging.WARNING)
         return COMMANDS[args.command](args, settings) or 0
-    except DbqueryError as exc:
+    except (DbqueryError, PortalDatabaseError) as exc:
         print(f"dbquery: {exc.message}", file=sys.stderr)
         return 2
     except OperationalError as exc:

@@ -13,6 +13,7 @@ from core.requests import RequestService
 from core.secrets import SecretStore
 from core.settings import Settings
 from core.users import UserService
+from db.errors import PortalDatabaseError
 from db.migrate import current_revision, head_revision, known_revisions
 from db.session import Sessions, make_engine, make_session_factory
 
@@ -31,7 +32,10 @@ class Core:
 
 def build_core(settings: Settings, catalogue: Catalogue | None = None) -> Core:
     catalogue = catalogue or load_catalogue(settings.config_path)
-    engine = make_engine(settings.database_url)
+    try:
+        engine = make_engine(settings.database_url)
+    except PortalDatabaseError as exc:
+        raise ConfigError(exc.message) from None
     revision, head = current_revision(engine), head_revision()
     if revision != head:
         if revision is not None and revision not in known_revisions():

@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
-from core.errors import ConfigError
+from db.errors import PortalDatabaseError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The PostgreSQL advisory lock held while migrating ("dbquery" in ASCII).
@@ -50,7 +50,7 @@ def migrate(engine: Engine) -> tuple[str | None, str]:
         before = MigrationContext.configure(conn).get_current_revision()
         if before is not None and before not in known:
             # Alembic would fail with a stack trace; this happens after rolling back a deployment.
-            raise ConfigError(
+            raise PortalDatabaseError(
                 f"the portal database is at revision {before}, which this dbquery does not know: "
                 "a newer dbquery migrated it; run that version instead"
             )

@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.errors import ConfigError
+from db.errors import PortalDatabaseError
 
 
 def normalise_url(url: str) -> str:
@@ -24,7 +24,7 @@ def make_engine(url: str, **kwargs) -> Engine:
     try:
         parsed = make_url(normalise_url(url))
     except ArgumentError:
-        raise ConfigError(
+        raise PortalDatabaseError(
             "DBQUERY_DATABASE_URL is not a valid SQLAlchemy URL "
             "(e.g. sqlite:///dbquery.sqlite3 or postgresql+psycopg://user@host/db)"
         ) from None
@@ -36,7 +36,7 @@ def make_engine(url: str, **kwargs) -> Engine:
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
     if parsed.get_backend_name() != "postgresql":
-        raise ConfigError("DBQUERY_DATABASE_URL must be a PostgreSQL or SQLite URL")
+        raise PortalDatabaseError("DBQUERY_DATABASE_URL must be a PostgreSQL or SQLite URL")
     # A bounded connect: an unreachable portal fails a health probe or a command in seconds.
     return create_engine(
         parsed,

@@ -13,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, func, inspect, select, text
 
-from core.errors import ConfigError
+from db.errors import PortalDatabaseError
 from db.migrate import alembic_config, current_revision, head_revision, migrate
 from db.models import Base, User
 from db.session import make_engine
@@ -123,7 +123,7 @@ def test_database_migrated_by_a_newer_dbquery_is_refused_and_left_alone(empty_en
         conn.execute(text("UPDATE alembic_version SET version_num = '0999_future'"))
     before = schema_snapshot(empty_engine)
 
-    with pytest.raises(ConfigError, match="revision 0999_future.*newer dbquery"):
+    with pytest.raises(PortalDatabaseError, match="revision 0999_future.*newer dbquery"):
         migrate(empty_engine)
 
     assert current_revision(empty_engine) == "0999_future"
