@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid as uuid_mod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -262,34 +263,40 @@ class RequestService:
         None when there is nothing to claim. Release the lease once the outcome is recorded.
         """
         for _ in range(20):
-            with self.sessions.begin() as session:
-                request_id = repo.next_approved_id(session)
+            with self._claiming() as claim:
+                request_id = repo.next_approved_id(claim.session)
                 if request_id is None:
                     return None
-                # Taken before the claim commits: nobody can see this row executing unleased.
-                lease = self.leases.acquire(request_id)
-                now = self.clock()
-                try:
-                    claimed = repo.transition(
-                        session,
-                        request_id,
-                        Status.APPROVED,
-                        Status.EXECUTING,
-                        execution_started_at=now,
-                        updated_at=now,
-                    )
-                    if claimed:
-                        record = _record(repo.request_by_id_with_people(session, request_id))
-                except BaseException:
-                    lease.release()
-                    raise
-            if claimed:
-                return record, lease
-            lease.release()
+                claim.take(request_id)
+            if claim.won:
+                return claim.won
         return None
 
-    def claim(self, request_uuid: uuid_mod.UUID | str) -> RequestRecord:
-        return self._move(request_uuid, Status.EXECUTING, execution_started_at=self.clock())
+    def claim(self, request_uuid: uuid_mod.UUID | str) -> tuple[RequestRecord, Lease]:
+        """Claim one approved request, with its lease; InvalidTransition from any other status."""
+        with self._claiming() as claim:
+            request = self._load(claim.session, _as_uuid(request_uuid))
+            if not is_legal(request.status, Status.EXECUTING):
+                raise InvalidTransition(
+                    f"a {request.status} request cannot become executing", request.status
+                )
+            claim.take(request.id)
+        if claim.won is None:
+            raise InvalidTransition(f"request {request.uuid} changed meanwhile")
+        return claim.won
+
+    @contextmanager
+    def _claiming(self) -> Iterator[_Claim]:
+        """One claim transaction; a lease taken in it is released unless the claim commits."""
+        claim = _Claim(self)
+        try:
+            with self.sessions.begin() as session:
+                claim.session = session
+                yield claim
+        except BaseException:
+            if claim.won:
+                claim.won[1].release()
+            raise
 
     def finish(
         self,
@@ -343,7 +350,10 @@ class RequestService:
         return recovered
 
     def transition(self, request_uuid, to_status: str, **values) -> RequestRecord:
-        """A raw lifecycle step (used by tests and the CLI): legal steps only, atomically."""
+        """A raw lifecycle step, legal steps only, atomically; it takes no execution lease.
+
+        The worker claims with `claim_next_approved`; this serves tests and repairs.
+        """
         return self._move(request_uuid, Status(to_status), **values)
 
     def _move(self, request_uuid, to_status: Status, **values) -> RequestRecord:
@@ -435,6 +445,36 @@ class RequestService:
                     session, max_attempts=max_attempts, started_before=self.clock() - lease
                 )
             )
+
+
+class _Claim:
+    """approved -> executing for one request id inside a claim transaction."""
+
+    def __init__(self, service: RequestService) -> None:
+        self.service = service
+        self.session: Session
+        self.won: tuple[RequestRecord, Lease] | None = None
+
+    def take(self, request_id: int) -> None:
+        # Taken before the claim commits: nobody can see this row executing unleased.
+        lease = self.service.leases.acquire(request_id)
+        try:
+            now = self.service.clock()
+            if repo.transition(
+                self.session,
+                request_id,
+                Status.APPROVED,
+                Status.EXECUTING,
+                execution_started_at=now,
+                updated_at=now,
+            ):
+                record = _record(repo.request_by_id_with_people(self.session, request_id))
+                self.won = (record, lease)
+                return
+        except BaseException:
+            lease.release()
+            raise
+        lease.release()
 
 
 def _already_decided(request: RequestRecord) -> InvalidTransition:

@@ -219,7 +219,9 @@ def _reject(portal: Portal, request: RequestRecord) -> object:
 
 
 def _claim(portal: Portal, request: RequestRecord) -> object:
-    return portal.requests.claim(request.uuid)
+    record, lease = portal.requests.claim(request.uuid)
+    lease.release()
+    return record
 
 
 def _finish_ok(portal: Portal, request: RequestRecord) -> object:
