@@ -202,8 +202,8 @@ def cmd_check(args, settings: Settings) -> int:
         f"{len(catalogue.instances)} instances"
     )
     engine = make_engine(settings.database_url)
-    revision = current_revision(engine)
-    state = "migrated" if revision == head_revision() else "NOT migrated: run `dbquery migrate`"
+    migrated = current_revision(engine) == head_revision()
+    state = "migrated" if migrated else "NOT migrated: run `dbquery migrate`"
     print(f"portal database: reachable, {state}")
     missing = settings.missing_slack_settings()
     print("slack: " + ("configured" if not missing else f"missing {', '.join(missing)}"))
@@ -218,7 +218,7 @@ def cmd_check(args, settings: Settings) -> int:
         print(
             f"instance {instance.id} ({instance.type}, {instance.host}:{instance.port}): {status}"
         )
-    return 1 if unreachable or revision != head_revision() else 0
+    return 1 if unreachable or not migrated else 0
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

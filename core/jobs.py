@@ -51,7 +51,6 @@ class Worker:
 
     def start(self) -> None:
         self.recover_interrupted()
-        settings = self.core.settings
         now = datetime.now(UTC)
         common = {"max_instances": 1, "coalesce": True}
         self.scheduler.add_job(
@@ -68,7 +67,7 @@ class Worker:
         self.scheduler.add_job(
             self.send_reminders,
             "interval",
-            seconds=min(60, settings.remind_after_min * 60),
+            seconds=60,
             id="reminders",
             **common,
         )
