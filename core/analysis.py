@@ -28,6 +28,10 @@ from core.errors import DbqueryError
 READ = "read"
 WRITE = "write"
 DDL = "ddl"
+ADMIN = "admin"  # acts on the server itself: other sessions, server files, settings, large objects
+
+# The most serious kind wins when a request mixes statements.
+KIND_ORDER = (READ, WRITE, DDL, ADMIN)
 
 MULTIPLE_STATEMENTS_WARNING = "more than one statement in a query"
 
@@ -38,6 +42,9 @@ class StatementInfo:
     kind: str  # read | write | ddl
     tables: tuple[str, ...]
     line: int  # 1-based line of the statement's first token
+    # Why the statement is not a read, each in words the approver sees
+    # (e.g. "calls pg_terminate_backend()", "writes to reports.daily through $out").
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,12 +54,14 @@ class Analysis:
 
     @property
     def kind(self) -> str:
-        kinds = {s.kind for s in self.statements}
-        if DDL in kinds:
-            return DDL
-        if WRITE in kinds:
-            return WRITE
-        return READ
+        return max((s.kind for s in self.statements), key=KIND_ORDER.index, default=READ)
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for statement in self.statements:
+            seen.update(dict.fromkeys(statement.reasons))
+        return tuple(seen)
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -98,7 +107,7 @@ def analyse(database_type: str, content: str, submission_type: str = "query") ->
     return Analysis(statements=tuple(statements), warnings=tuple(warnings))
 
 
-def _nothing_to_run() -> AnalysisError:
+def nothing_to_run() -> AnalysisError:
     return AnalysisError("nothing to run: the text is empty or holds only comments")
 
 
@@ -124,7 +133,7 @@ class _LineIndex:
 def _analyse_postgres(content: str) -> tuple[list[StatementInfo], list[str]]:
     raw_statements = _parse_postgres(content)
     if not raw_statements:
-        raise _nothing_to_run()
+        raise nothing_to_run()
     statements: list[StatementInfo] = []
     warnings: list[str] = []
     lines = _LineIndex(content)
@@ -521,39 +530,9 @@ def _alter_table_warnings(node: ast.AlterTableStmt) -> list[str]:
 
 # --- MongoDB ------------------------------------------------------------------------------
 
-_UNFILTERED_WARNED = ("updateMany", "deleteMany")
-
 
 def _analyse_mongo(content: str) -> tuple[list[StatementInfo], list[str]]:
     # Imported here so PostgreSQL-only deployments never load the MongoDB parser.
-    from core.executors.mongo_shell import MongoParseError, parse
+    from core.mongo_analysis import analyse_mongo
 
-    if not content.strip():
-        raise _nothing_to_run()
-    try:
-        parsed = parse(content)
-    except MongoParseError as exc:
-        raise AnalysisError(exc.message, exc.line, exc.column) from None
-    if not parsed:
-        raise _nothing_to_run()
-    statements: list[StatementInfo] = []
-    warnings: list[str] = []
-    for statement in parsed:
-        statements.append(
-            StatementInfo(
-                text=statement.text,
-                kind=statement.kind,
-                tables=(statement.collection,),
-                line=statement.line,
-            )
-        )
-        if statement.method in _UNFILTERED_WARNED and _filter_is_empty(statement.args):
-            warnings.append(f"{statement.method} without a filter on {statement.collection}")
-    return statements, warnings
-
-
-def _filter_is_empty(args: Any) -> bool:
-    if not args:
-        return True
-    first = args[0]
-    return isinstance(first, dict) and not first
+    return analyse_mongo(content)

@@ -44,13 +44,19 @@ KIND_LABEL = {
     "read": ":mag: reads only",
     "write": ":pencil2: writes data",
     "ddl": ":building_construction: changes the schema (DDL)",
+    "admin": ":rotating_light: acts on the server itself (admin)",
 }
-KIND_WORD = {"read": "read-only", "write": "write", "ddl": "schema-changing"}
+KIND_WORD = {"read": "read-only", "write": "write", "ddl": "schema-changing", "admin": "admin"}
 CONFIRM_TITLE = {
     "write": "Approve a write?",
     "ddl": "Approve a schema change?",
+    "admin": "Approve an admin action?",
 }
-CONFIRM_WHAT = {"write": "It changes data", "ddl": "It changes the schema"}
+CONFIRM_WHAT = {
+    "write": "It changes data",
+    "ddl": "It changes the schema",
+    "admin": "It acts on the database server itself",
+}
 TABLES_LIMIT = 500
 WARNING_LIMIT = 300
 ANALYSIS_LIMIT = 1_500
@@ -63,6 +69,7 @@ class AnalysisLike(Protocol):
     kind: str
     tables: Iterable[str]
     warnings: Iterable[str]
+    reasons: Iterable[str]
     statements: Iterable[Any]
 
 
@@ -121,6 +128,9 @@ def analysis_text(analysis: AnalysisLike | None, limit: int = ANALYSIS_LIMIT) ->
     head = f"*Analysis:* {kind} · {statements:,} statement{'s' if statements != 1 else ''}"
     tables_limit = min(TABLES_LIMIT, limit - slack_len(head) - 20)
     lines = [head, f"*Tables:* {tables_text(analysis.tables, tables_limit)}"]
+    reasons = _names(getattr(analysis, "reasons", ()))
+    if reasons:
+        lines.append(f"*Why not a read:* {fit_escaped('; '.join(reasons), WARNING_LIMIT)}")
     used = slack_len("\n".join(lines)) + 1
     warnings = warnings_text(analysis.warnings, limit - used)
     if warnings:
