@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from core.catalogue import Catalogue
 from core.errors import InvalidSubmission, InvalidTransition, NotAllowed, NotFound, NotRegistered
+from core.events import KIND_OF_STATUS, EventBus, EventKind, LifecycleEvent
 from core.lifecycle import Role, Status, SubmissionType, is_legal, why_cannot_decide
 from core.records import RequestRecord, UserRecord
 from db import repository as repo
@@ -51,10 +52,12 @@ class RequestService:
         sessions: Sessions,
         catalogue: Catalogue,
         clock: Callable[[], datetime] = utcnow,
+        events: EventBus | None = None,
     ) -> None:
         self.sessions = sessions
         self.catalogue = catalogue
         self.clock = clock
+        self.events = events or EventBus()
         self.leases = ExecutionLeases(sessions.engine)
 
     # --- reading -----------------------------------------------------------------------------
@@ -173,7 +176,9 @@ class RequestService:
             )
             session.add(row)
             session.flush()
-            return RequestRecord.of(row, user, None), analysis
+            record = RequestRecord.of(row, user, None)
+        self._announce(EventKind.SUBMITTED, record, approvers=self.approvers_for(record))
+        return record, analysis
 
     def _resolve_target(self, target: str):
         instance_id, sep, database = (target or "").partition("/")
@@ -243,7 +248,9 @@ class RequestService:
                 raise _already_decided(self._load(session, request.uuid))
             if to_status == Status.REJECTED:
                 repo.add_outcome_delivery(session, request.id, None)
-            return _record(repo.request_by_id_with_people(session, request.id))
+            decided = _record(repo.request_by_id_with_people(session, request.id))
+        self._announce_move(decided)
+        return decided
 
     def _authorise(self, session: Session, request: RequestRecord, decider_id) -> None:
         decider = repo.user_by_id(session, decider_id)
@@ -269,6 +276,7 @@ class RequestService:
                     return None
                 claim.take(request_id)
             if claim.won:
+                self._announce_move(claim.won[0])
                 return claim.won
         return None
 
@@ -283,6 +291,7 @@ class RequestService:
             claim.take(request.id)
         if claim.won is None:
             raise InvalidTransition(f"request {request.uuid} changed meanwhile")
+        self._announce_move(claim.won[0])
         return claim.won
 
     @contextmanager
@@ -327,7 +336,9 @@ class RequestService:
                     f"request {row[0].uuid} is {row[0].status}, not executing", row[0].status
                 )
             repo.add_outcome_delivery(session, request_id, result_file)
-            return _record(repo.request_by_id_with_people(session, request_id))
+            finished = _record(repo.request_by_id_with_people(session, request_id))
+        self._announce_move(finished)
+        return finished
 
     def recover_interrupted(self) -> list[RequestRecord]:
         """Fail executions whose process is gone. Never re-run: a write could apply twice.
@@ -372,7 +383,9 @@ class RequestService:
                 )
             if to_status in (Status.REJECTED, Status.COMPLETED, Status.FAILED):
                 repo.add_outcome_delivery(session, request.id, None)
-            return _record(repo.request_by_id_with_people(session, request.id))
+            moved = _record(repo.request_by_id_with_people(session, request.id))
+        self._announce_move(moved)
+        return moved
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -409,7 +422,29 @@ class RequestService:
                 if escalate:
                     state.escalated_at = now
             due.append((request, escalate))
+            approvers = tuple(self.approvers_for(request))
+            self._announce(EventKind.REMINDED, request, approvers, at=now)
+            if escalate:
+                self._announce(EventKind.ESCALATED, request, approvers, tuple(self.admins()), now)
         return due
+
+    # --- events ------------------------------------------------------------------------------
+
+    def _announce(
+        self,
+        kind: EventKind,
+        request: RequestRecord,
+        approvers: tuple[UserRecord, ...] | list[UserRecord] = (),
+        admins: tuple[UserRecord, ...] = (),
+        at: datetime | None = None,
+    ) -> None:
+        """Publish what a committed transaction did; call only once it has committed."""
+        at = at or request.updated_at or request.created_at
+        event = LifecycleEvent(kind, request, at, tuple(approvers), admins)
+        self.events.publish(event)
+
+    def _announce_move(self, request: RequestRecord) -> None:
+        self._announce(KIND_OF_STATUS[request.status], request)
 
     # --- outcome delivery --------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from core.catalogue import Catalogue, load_catalogue
 from core.errors import ConfigError
+from core.events import EventBus
 from core.execution import ExecutionRunner
 from core.requests import RequestService
 from core.secrets import SecretStore
@@ -28,6 +29,7 @@ class Core:
     users: UserService
     secrets: SecretStore
     runner: ExecutionRunner
+    events: EventBus
 
 
 def build_core(settings: Settings, catalogue: Catalogue | None = None) -> Core:
@@ -46,13 +48,15 @@ def build_core(settings: Settings, catalogue: Catalogue | None = None) -> Core:
         raise ConfigError("the portal database is not migrated; run `dbquery migrate` first")
     sessions = make_session_factory(engine)
     secrets = SecretStore()
+    events = EventBus()
     return Core(
         settings=settings,
         catalogue=catalogue,
         engine=engine,
         sessions=sessions,
-        requests=RequestService(sessions, catalogue),
+        requests=RequestService(sessions, catalogue, events=events),
         users=UserService(sessions, catalogue),
         secrets=secrets,
         runner=ExecutionRunner(catalogue, secrets, settings.results_dir),
+        events=events,
     )
