@@ -53,6 +53,8 @@ class Call:
     headers: dict[str, str]
     path: str = ""
     answer: dict[str, Any] = field(default_factory=dict)  # what the fake answered (Web API)
+    status: int = 200  # the HTTP status answered (Web API)
+    at: float = field(default_factory=time.monotonic)  # when it was answered
 
 
 UPLOAD_CHUNK = 1 << 20
@@ -440,7 +442,7 @@ class FakeSlack:
                 args = _parse_args(body, headers.get("content-type", ""), self.path)
                 status, answer, extra = self._answer(method, args, headers)
                 # Recorded with its answer, before the app can see the answer.
-                fake._record(Call(method, args, headers, self.path, answer))
+                fake._record(Call(method, args, headers, self.path, answer, status))
                 self._json(status, answer, extra)
 
             def _answer(
