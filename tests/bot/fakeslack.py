@@ -67,7 +67,6 @@ class Upload:
     length: int  # as announced to files.getUploadURLExternal
     path: Path | None = None  # the bytes received at the upload URL
     size: int = 0  # bytes received
-    sha256: str = ""
     received_at: float | None = None  # time.monotonic() when the last byte arrived
     channel_id: str | None = None
     thread_ts: str | None = None
@@ -78,6 +77,16 @@ class Upload:
     @property
     def data(self) -> bytes:
         return self.path.read_bytes() if self.path is not None else b""
+
+    def sha256(self) -> str:
+        """Of the bytes received, read back from disk (not while receiving: that would slow
+        the upload being measured)."""
+        digest = hashlib.sha256()
+        if self.path is not None:
+            with self.path.open("rb") as received:
+                for chunk in iter(lambda: received.read(UPLOAD_CHUNK), b""):
+                    digest.update(chunk)
+        return digest.hexdigest()
 
 
 @dataclass
@@ -467,10 +476,9 @@ class FakeSlack:
                 with fake._changed:
                     upload = fake.uploads.get(file_id)
                 target = fake._spool / f"{file_id}-{next(fake._ids)}"
-                digest, size = hashlib.sha256(), 0
+                size = 0
                 with target.open("wb") as out:
                     for chunk in self._body_chunks(headers):
-                        digest.update(chunk)
                         out.write(chunk)
                         size += len(chunk)
                 fake._record(Call("upload", {"file_id": file_id, "size": size}, headers, self.path))
@@ -479,7 +487,7 @@ class FakeSlack:
                     self._send(404, b"unknown upload", "text/plain")
                     return
                 with fake._changed:
-                    upload.path, upload.size, upload.sha256 = target, size, digest.hexdigest()
+                    upload.path, upload.size = target, size
                     upload.received_at = time.monotonic()
                 self._send(200, f"OK - {size}".encode(), "text/plain")
 

@@ -327,7 +327,7 @@ def test_a_large_result_is_streamed_to_the_thread_with_flat_memory(
     with result_file.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
-    assert upload.sha256 == digest.hexdigest()
+    assert upload.sha256() == digest.hexdigest()
     assert upload.filename == f"dbquery-{uuid[:8]}.csv"
     [sent] = fake_slack.calls_to("upload", lambda c: c.args["file_id"] == upload.file_id)
     assert sent.headers.get("content-length") == str(upload.size)
