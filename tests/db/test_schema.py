@@ -266,6 +266,13 @@ def test_the_seed_diagram_names_five_tables_and_48_columns(seed):
     assert sum(len(columns) for columns in seed.values()) == 48
 
 
+def test_a_seed_document_without_the_diagram_is_refused_clearly():
+    with pytest.raises(ValueError, match="no 'Portal Database' heading"):
+        parse_seed_portal_tables("# Something else\n")
+    with pytest.raises(ValueError, match="no mermaid erDiagram"):
+        parse_seed_portal_tables("## Portal Database (PostgreSQL)\n\nprose only\n")
+
+
 def test_the_hand_written_details_name_exactly_the_seed_columns_and_the_extras(seed):
     for table, columns in seed.items():
         listed = {_column_spec(spec)[0] for spec in EXPECTED[table].columns}
