@@ -35,6 +35,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/export_pg.py
 	$(BIN)/python benchmarks/export_mongo.py
 	$(BIN)/python benchmarks/ack.py
+	$(BIN)/python benchmarks/deliver.py
 
 lint: install-dev
 	$(BIN)/ruff check .

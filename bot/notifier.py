@@ -2,14 +2,22 @@
 
 Slack failures are logged (and counted by the client's error counter) and never change a
 request's state. Only deliver_outcome raises, so the worker keeps the outcome queued and
-posts it again later.
+posts it again later; before it gives up, it waits out Slack's rate limits for as long as
+Slack asks, so an outcome lands as soon as Slack accepts calls again.
+
+The card and the approval DMs of one request are updated one at a time and always from the
+request's current row, so a late notification never shows an older state over a newer one.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import random
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +25,12 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.context import analysis_of
+from bot.file_upload import stream_file
 from bot.views.approval import approval_message, decided_message, reminder_text
 from bot.views.request_card import request_card
 from bot.views.results import needs_file, outcome_message
 from core.errors import DbqueryError
+from core.jobs import DELIVERY_LEASE
 from core.lifecycle import Status
 from core.messages import MessageRef, MessageRefs, Purpose
 from core.records import RequestRecord, UserRecord
@@ -30,6 +40,29 @@ log = logging.getLogger("dbquery.notify")
 
 SLACK_FAILURES = (SlackApiError, SlackClientError, OSError)
 FILE_EXTENSION = {"csv": "csv", "jsonl": "jsonl"}
+# A delivery waits out rate limits only while its claim on the outcome holds (the worker's
+# delivery lease), with a margin, so no other attempt can start and post it a second time.
+RATE_LIMIT_PATIENCE_S = DELIVERY_LEASE.total_seconds() * 2 / 3
+# Waits when a 429 carries no Retry-After (Slack always sends one; a proxy may not).
+RATE_LIMIT_BACKOFF_S = (1.0, 2.0, 4.0, 8.0)
+UPLOAD_TIMEOUT_S = 120  # between two chunks on the socket, not for the whole file
+
+
+def retry_after_s(exc: SlackApiError) -> float | None:
+    """The wait a 429 asks for (Retry-After, in seconds), or None when it names none."""
+    headers = getattr(exc.response, "headers", None) or {}
+    for key, value in headers.items():
+        if key.lower() == "retry-after":
+            raw = value[0] if isinstance(value, list) else value
+            try:
+                return max(0.0, float(raw))
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def is_rate_limited(exc: Exception) -> bool:
+    return isinstance(exc, SlackApiError) and getattr(exc.response, "status_code", None) == 429
 
 
 def slack_error(exc: Exception) -> str:
@@ -51,13 +84,24 @@ def audit_line(request: RequestRecord, event: str) -> str:
 
 
 class SlackNotifier:
-    def __init__(self, client: WebClient, core: Core) -> None:
+    def __init__(
+        self,
+        client: WebClient,
+        core: Core,
+        *,
+        rate_limit_patience_s: float = RATE_LIMIT_PATIENCE_S,
+    ) -> None:
         self.client = client
         self.refs = MessageRefs(core.sessions)
+        self.requests = core.requests
         self.users = core.users
         self.audit_channel = core.catalogue.audit_channel
+        self.rate_limit_patience_s = rate_limit_patience_s
         self._dm_channels: dict[str, str] = {}
         self._dm_lock = threading.Lock()
+        # One lock per request with updates in flight (counted, so finished ones are dropped).
+        self._request_locks: dict[int, tuple[threading.Lock, int]] = {}
+        self._request_locks_guard = threading.Lock()
 
     # --- Notifier ------------------------------------------------------------------------------
 
@@ -69,10 +113,7 @@ class SlackNotifier:
         self._audit(request, "submitted")
 
     def request_decided(self, request: RequestRecord) -> None:
-        message = decided_message(request, analysis_of(request))
-        for ref in self.refs.approvals(request.id):
-            self._attempt("update an approval DM", self._update, ref, message)
-        self._update_card(request)
+        self._refresh_messages(request, approvals=True)
         who = request.approver.name if request.approver else "someone"
         if request.status == Status.REJECTED:
             self._audit(request, f"rejected by {who}")
@@ -80,17 +121,17 @@ class SlackNotifier:
             self._audit(request, f"approved by {who}")
 
     def execution_started(self, request: RequestRecord) -> None:
-        self._update_card(request)
+        self._refresh_messages(request)
         self._audit(request, "executing")
 
     def deliver_outcome(self, request: RequestRecord, result_file: Path | None) -> None:
-        card = self.refs.card(request.id) or self.post_card(request)
+        card = self.refs.card(request.id) or self._patiently(self.post_card, request)
         if card is None:
             log.warning(
                 "request %s: the requester is not on Slack; outcome not posted", request.uuid
             )
             return
-        self._update_card(request, card)
+        self._refresh_messages(request, card=card)
         attach = result_file is not None and result_file.is_file() and needs_file(request)
         self.post_outcome_thread(request, card, result_file if attach else None)
         if request.status in (Status.COMPLETED, Status.FAILED):
@@ -144,20 +185,37 @@ class SlackNotifier:
         """
         if self.refs.outcome_reply(request.id) is None:
             message = outcome_message(request, file_attached=result_file is not None)
-            posted = self.client.chat_postMessage(
-                channel=card.channel_id, thread_ts=card.ts, **message
+            posted = self._patiently(
+                self.client.chat_postMessage, channel=card.channel_id, thread_ts=card.ts, **message
             )
             self.refs.save_outcome_reply(request.id, posted["ts"])
         if result_file is None:
             return
-        summary = request.result_summary() or {}
-        extension = FILE_EXTENSION.get(summary.get("file_format") or "", result_file.suffix[1:])
-        self.client.files_upload_v2(
-            channel=card.channel_id,
+        self.upload_into_thread(request, card, result_file)
+
+    def upload_into_thread(self, request: RequestRecord, card: MessageRef, path: Path) -> None:
+        """Slack's external upload: ask for an upload URL, stream the file, then share it.
+
+        The file goes from disk to the socket in chunks, so memory stays flat whatever its size.
+        """
+        length = path.stat().st_size
+        filename = f"dbquery-{request.short_id}{_file_suffix(request, path)}"
+        target = self._patiently(
+            self.client.files_getUploadURLExternal, filename=filename, length=length
+        )
+        stream_file(
+            target["upload_url"], path, timeout=UPLOAD_TIMEOUT_S, ssl_context=self.client.ssl
+        )
+        self._patiently(
+            self.client.files_completeUploadExternal,
+            files=[
+                {
+                    "id": target["file_id"],
+                    "title": f"Result of {request.short_id} · {request.target_label}",
+                }
+            ],
+            channel_id=card.channel_id,
             thread_ts=card.ts,
-            file=str(result_file),
-            filename=f"dbquery-{request.short_id}.{extension or 'txt'}",
-            title=f"Result of {request.short_id} · {request.target_label}",
         )
 
     def _remind_one(
@@ -187,10 +245,74 @@ class SlackNotifier:
             text=text,
         )
 
-    def _update_card(self, request: RequestRecord, card: MessageRef | None = None) -> None:
-        card = card or self.refs.card(request.id)
-        if card is not None:
-            self._attempt("update the request card", self._update, card, request_card(request))
+    def _refresh_messages(
+        self, request: RequestRecord, *, approvals: bool = False, card: MessageRef | None = None
+    ) -> None:
+        """Show the request's current state on its card (and approval DMs).
+
+        Notifications about one request arrive from several threads (the approval click, the
+        worker starting it, the worker finishing it) in any order: under the request's lock,
+        the state shown is read afresh, so whichever update runs last shows the latest state.
+        """
+        with self._request_lock(request.id):
+            try:
+                current = self.requests.get(request.uuid)
+            except DbqueryError as exc:
+                log.warning(
+                    "request %s: cannot read it to update its messages: %s", request.uuid, exc
+                )
+                return
+            if approvals:
+                message = decided_message(current, analysis_of(current))
+                for ref in self.refs.approvals(current.id):
+                    self._attempt("update an approval DM", self._update, ref, message)
+            card = card or self.refs.card(current.id)
+            if card is not None:
+                self._attempt("update the request card", self._update, card, request_card(current))
+
+    @contextmanager
+    def _request_lock(self, request_id: int) -> Iterator[None]:
+        with self._request_locks_guard:
+            lock, users = self._request_locks.get(request_id, (threading.Lock(), 0))
+            self._request_locks[request_id] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._request_locks_guard:
+                lock, users = self._request_locks[request_id]
+                if users == 1:
+                    del self._request_locks[request_id]
+                else:
+                    self._request_locks[request_id] = (lock, users - 1)
+
+    def _patiently(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """`call`, repeated while Slack answers 429, after the wait Slack asks for each time.
+
+        Gives up (raising the 429) when the next wait would pass the patience budget; the
+        worker's redelivery takes over from there. A 429 means Slack did nothing, so calling
+        again cannot post twice.
+        """
+        deadline = time.monotonic() + self.rate_limit_patience_s
+        for attempt in itertools.count():
+            try:
+                return call(*args, **kwargs)
+            except SlackApiError as exc:
+                if not is_rate_limited(exc):
+                    raise
+                asked = retry_after_s(exc)
+                wait = (
+                    asked
+                    if asked is not None
+                    else RATE_LIMIT_BACKOFF_S[min(attempt, len(RATE_LIMIT_BACKOFF_S) - 1)]
+                )
+                # A little jitter, so replicas waiting on one limit do not all call at once.
+                wait += random.uniform(0, 0.2)
+                if time.monotonic() + wait > deadline:
+                    raise
+                log.info("Slack rate limit on %s; calling again in %.1f s", _name(call), wait)
+                time.sleep(wait)
+        raise AssertionError("itertools.count() never ends")
 
     def _update(self, ref: MessageRef, message: dict[str, Any]) -> None:
         self.client.chat_update(channel=ref.channel_id, ts=ref.ts, **message)
@@ -238,4 +360,18 @@ class SlackNotifier:
             return None
 
 
-__all__ = ["SlackNotifier", "audit_line", "slack_error"]
+def _name(call: Callable[..., Any]) -> str:
+    return getattr(call, "__name__", "a Slack call")
+
+
+def _file_suffix(request: RequestRecord, path: Path) -> str:
+    """The uploaded name's suffix: the file's own when it is compressed (`.csv.gz`), else the
+    result's format."""
+    if path.suffix == ".gz":
+        return "".join(path.suffixes[-2:])
+    summary = request.result_summary() or {}
+    extension = FILE_EXTENSION.get(summary.get("file_format") or "", path.suffix[1:])
+    return f".{extension or 'txt'}"
+
+
+__all__ = ["SlackNotifier", "audit_line", "is_rate_limited", "retry_after_s", "slack_error"]

@@ -50,11 +50,12 @@ class RequestRecord:
     pod_name: str
     status: str
     approver: UserRecord | None
+    approver_email: str | None  # the decider's email when they decided
     approved_at: datetime | None
     rejected_at: datetime | None
     rejection_reason: str | None
     execution_started_at: datetime | None
-    executed_at: datetime | None
+    execution_completed_at: datetime | None
     execution_result: str | None
     execution_error: str | None
     created_at: datetime
@@ -105,11 +106,12 @@ class RequestRecord:
             pod_name=row.pod_name,
             status=row.status,
             approver=UserRecord.of(approver) if approver is not None else None,
+            approver_email=row.approver_email,
             approved_at=row.approved_at,
             rejected_at=row.rejected_at,
             rejection_reason=row.rejection_reason,
             execution_started_at=row.execution_started_at,
-            executed_at=row.executed_at,
+            execution_completed_at=row.execution_completed_at,
             execution_result=row.execution_result,
             execution_error=row.execution_error,
             created_at=row.created_at,

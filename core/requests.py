@@ -17,7 +17,7 @@ from core.lifecycle import Role, Status, SubmissionType, is_legal, why_cannot_de
 from core.records import RequestRecord, UserRecord
 from db import repository as repo
 from db.locks import ExecutionLeases, Lease
-from db.models import QueryRequest, utcnow
+from db.models import QueryRequest, User, utcnow
 from db.session import Sessions
 
 QUERY_MAX_BYTES = 100 * 1024
@@ -235,9 +235,9 @@ class RequestService:
     def _decide(self, request_uuid, decider_id, to_status: Status, reason: str | None):
         with self.sessions.begin() as session:
             request = self._load(session, _as_uuid(request_uuid))
-            self._authorise(session, request, decider_id)
+            decider = self._authorise(session, request, decider_id)
             now = self.clock()
-            values = {"approver_id": decider_id, "updated_at": now}
+            values = {"approver_id": decider_id, "approver_email": decider.email, "updated_at": now}
             if to_status == Status.APPROVED:
                 values["approved_at"] = now
             else:
@@ -252,7 +252,8 @@ class RequestService:
         self._announce_move(decided)
         return decided
 
-    def _authorise(self, session: Session, request: RequestRecord, decider_id) -> None:
+    def _authorise(self, session: Session, request: RequestRecord, decider_id) -> User:
+        """The decider, when they may decide this request."""
         decider = repo.user_by_id(session, decider_id)
         if decider is None:
             raise NotRegistered("you are not a dbquery user")
@@ -261,6 +262,7 @@ class RequestService:
         )
         if reason:
             raise NotAllowed(f"You can't decide this request: {reason}.")
+        return decider
 
     # --- execution ---------------------------------------------------------------------------
 
@@ -326,7 +328,7 @@ class RequestService:
                 to_status,
                 execution_result=result_json,
                 execution_error=error,
-                executed_at=now,
+                execution_completed_at=now,
                 updated_at=now,
             ):
                 row = repo.request_by_id_with_people(session, request_id)

@@ -137,11 +137,13 @@ class QueryRequest(TimestampMixin, Base):
     approver_id: Mapped[uuid_mod.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )
+    # The decider's email when they decided: it stays true if their account changes later.
+    approver_email: Mapped[str | None] = mapped_column(String(255))
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     rejected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     rejection_reason: Mapped[str | None] = mapped_column(Text)
     execution_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    executed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    execution_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     execution_result: Mapped[str | None] = mapped_column(Text)
     execution_error: Mapped[str | None] = mapped_column(Text)
 
@@ -149,13 +151,13 @@ class QueryRequest(TimestampMixin, Base):
 class RefreshToken(Base):
     __tablename__ = "refresh_tokens"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[uuid_mod.UUID] = mapped_column(Uuid, primary_key=True, default=uuid_mod.uuid4)
     user_id: Mapped[uuid_mod.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
     )
     token_hash: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
-    is_revoked: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, nullable=False, default=utcnow, server_default=func.current_timestamp()
     )
@@ -165,7 +167,7 @@ class AccessTokenBlacklist(Base):
     __tablename__ = "access_token_blacklist"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    token_jti: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+    token_hash: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
     user_id: Mapped[uuid_mod.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE")
     )

@@ -139,7 +139,7 @@ def progress_line(request: RequestRecord) -> str | None:
         return f":gear: Running since {slack_time(request.execution_started_at)}."
     if request.status in (Status.COMPLETED, Status.FAILED):
         return (
-            f"{status_label(request.status)} at {slack_time(request.executed_at)};"
+            f"{status_label(request.status)} at {slack_time(request.execution_completed_at)};"
             " the outcome is in the thread below."
         )
     return None

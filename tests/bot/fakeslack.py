@@ -1,8 +1,9 @@
 """A fake Slack Web API on loopback, answering like Slack does and recording every call.
 
 The bot reaches it through SLACK_API_URL. Besides the Web API methods it serves the other
-URLs Slack hands out: the upload URLs of files.getUploadURLExternal, url_private_download of
-files people attach, and response_url webhooks.
+URLs Slack hands out: the upload URLs of files.getUploadURLExternal (a real HTTP endpoint that
+writes what it receives to disk as it arrives, so a test's memory does not grow with the file),
+url_private_download of files people attach, and response_url webhooks.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ import base64
 import hashlib
 import itertools
 import json
+import shutil
 import socket
 import struct
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -49,18 +53,40 @@ class Call:
     headers: dict[str, str]
     path: str = ""
     answer: dict[str, Any] = field(default_factory=dict)  # what the fake answered (Web API)
+    status: int = 200  # the HTTP status answered (Web API)
+    at: float = field(default_factory=time.monotonic)  # when it was answered
+
+
+UPLOAD_CHUNK = 1 << 20
 
 
 @dataclass
 class Upload:
     file_id: str
     filename: str
-    length: int
-    data: bytes = b""
+    length: int  # as announced to files.getUploadURLExternal
+    path: Path | None = None  # the bytes received at the upload URL
+    size: int = 0  # bytes received
+    received_at: float | None = None  # time.monotonic() when the last byte arrived
     channel_id: str | None = None
     thread_ts: str | None = None
     initial_comment: str | None = None
     completed: bool = False
+    completed_at: float | None = None  # time.monotonic() of files.completeUploadExternal
+
+    @property
+    def data(self) -> bytes:
+        return self.path.read_bytes() if self.path is not None else b""
+
+    def sha256(self) -> str:
+        """Of the bytes received, read back from disk (not while receiving: that would slow
+        the upload being measured)."""
+        digest = hashlib.sha256()
+        if self.path is not None:
+            with self.path.open("rb") as received:
+                for chunk in iter(lambda: received.read(UPLOAD_CHUNK), b""):
+                    digest.update(chunk)
+        return digest.hexdigest()
 
 
 @dataclass
@@ -85,6 +111,7 @@ class FakeSlack:
         self._socket_mode: SocketModeServer | None = None
         self._ids = itertools.count(1)
         self._changed = threading.Condition()
+        self._spool = Path(tempfile.mkdtemp(prefix="fakeslack-uploads-"))
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -110,6 +137,7 @@ class FakeSlack:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        shutil.rmtree(self._spool, ignore_errors=True)
         if self._socket_mode is not None:
             self._socket_mode.stop()
 
@@ -152,12 +180,23 @@ class FakeSlack:
         self._held[file_id] = gate
         return gate.set
 
-    def rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
-        """Answer `method` with 429 and Retry-After the next `times` calls."""
+    def rate_limit(
+        self,
+        method: str,
+        times: int = 1,
+        retry_after: int = 1,
+        where: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        """Answer `method` with 429 and Retry-After the next `times` calls (whose arguments
+        satisfy `where`, when given)."""
         self._add_fault(
             method,
             _Fault(
-                times, 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
+                times,
+                429,
+                {"ok": False, "error": "ratelimited"},
+                {"Retry-After": str(retry_after)},
+                where=where,
             ),
         )
 
@@ -353,12 +392,13 @@ class FakeSlack:
         with self._changed:
             for item in files or []:
                 upload = self.uploads.get(item.get("id"))
-                if upload is None or len(upload.data) != upload.length:
+                if upload is None or upload.size != upload.length or upload.completed:
                     return {"ok": False, "error": "file_not_found"}
                 upload.channel_id = args.get("channel_id")
                 upload.thread_ts = args.get("thread_ts")
                 upload.initial_comment = args.get("initial_comment")
                 upload.completed = True
+                upload.completed_at = time.monotonic()
                 done.append({"id": upload.file_id, "title": item.get("title") or upload.filename})
         return {"ok": True, "files": done}
 
@@ -374,14 +414,15 @@ class FakeSlack:
                 return
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
                 path = urlparse(self.path).path
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                if path.startswith("/upload/"):
+                    self._upload(path.rsplit("/", 1)[-1], headers)
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
                 if path.startswith("/api/"):
                     self._api(path[len("/api/") :], body, headers)
-                elif path.startswith("/upload/"):
-                    self._upload(path.rsplit("/", 1)[-1], body, headers)
                 elif path.startswith("/respond/"):
                     args = json.loads(body or b"{}")
                     fake._record(Call("response_url", args, headers, path))
@@ -410,7 +451,7 @@ class FakeSlack:
                 args = _parse_args(body, headers.get("content-type", ""), self.path)
                 status, answer, extra = self._answer(method, args, headers)
                 # Recorded with its answer, before the app can see the answer.
-                fake._record(Call(method, args, headers, self.path, answer))
+                fake._record(Call(method, args, headers, self.path, answer, status))
                 self._json(status, answer, extra)
 
             def _answer(
@@ -430,16 +471,49 @@ class FakeSlack:
                     return 200, {"ok": False, "error": "invalid_auth"}, {}
                 return 200, fake.answer(method, args), {}
 
-            def _upload(self, file_id: str, body: bytes, headers: dict[str, str]) -> None:
-                fake._record(Call("upload", {"file_id": file_id, "size": len(body)}, headers))
+            def _upload(self, file_id: str, headers: dict[str, str]) -> None:
+                """Receives the body a chunk at a time (Content-Length or chunked) to disk."""
                 with fake._changed:
                     upload = fake.uploads.get(file_id)
-                    if upload is not None:
-                        upload.data = body
+                target = fake._spool / f"{file_id}-{next(fake._ids)}"
+                size = 0
+                with target.open("wb") as out:
+                    for chunk in self._body_chunks(headers):
+                        out.write(chunk)
+                        size += len(chunk)
+                fake._record(Call("upload", {"file_id": file_id, "size": size}, headers, self.path))
                 if upload is None:
+                    target.unlink()
                     self._send(404, b"unknown upload", "text/plain")
-                else:
-                    self._send(200, f"OK - {len(body)}".encode(), "text/plain")
+                    return
+                with fake._changed:
+                    upload.path, upload.size = target, size
+                    upload.received_at = time.monotonic()
+                self._send(200, f"OK - {size}".encode(), "text/plain")
+
+            def _body_chunks(self, headers: dict[str, str]) -> Iterator[bytes]:
+                if headers.get("transfer-encoding", "").lower() == "chunked":
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            return
+                        left = size
+                        while left:
+                            chunk = self.rfile.read(min(left, UPLOAD_CHUNK))
+                            if not chunk:
+                                return
+                            left -= len(chunk)
+                            yield chunk
+                        self.rfile.readline()
+                left = int(headers.get("content-length") or 0)
+                while left:
+                    chunk = self.rfile.read(min(left, UPLOAD_CHUNK))
+                    if not chunk:
+                        return
+                    left -= len(chunk)
+                    yield chunk
 
             def _json(self, status: int, payload: dict, headers: dict[str, str] | None = None):
                 self._send(status, json.dumps(payload).encode(), "application/json", headers)

@@ -75,11 +75,12 @@ def make_request(**changes: Any) -> RequestRecord:
         pod_name="Payments",
         status="pending",
         approver=None,
+        approver_email=None,
         approved_at=None,
         rejected_at=None,
         rejection_reason=None,
         execution_started_at=None,
-        executed_at=None,
+        execution_completed_at=None,
         execution_result=None,
         execution_error=None,
         created_at=CREATED,
@@ -91,7 +92,12 @@ def make_request(**changes: Any) -> RequestRecord:
 def decided(request: RequestRecord, status: str, **changes: Any) -> RequestRecord:
     """`request` after a manager decided (and maybe after it ran)."""
     boss = make_user("Bob Boss", role="manager", slack_user_id="U0BOB")
-    values: dict[str, Any] = {"status": status, "approver": boss, "updated_at": DECIDED}
+    values: dict[str, Any] = {
+        "status": status,
+        "approver": boss,
+        "approver_email": boss.email,
+        "updated_at": DECIDED,
+    }
     if status == "rejected":
         values.update(rejected_at=DECIDED, rejection_reason="Too broad; add a date filter")
     else:
@@ -99,7 +105,7 @@ def decided(request: RequestRecord, status: str, **changes: Any) -> RequestRecor
     if status in ("executing", "completed", "failed"):
         values["execution_started_at"] = DECIDED
     if status in ("completed", "failed"):
-        values["executed_at"] = DECIDED
+        values["execution_completed_at"] = DECIDED
     values.update(changes)
     return replace(request, **values)
 

@@ -19,6 +19,7 @@ from core.requests import (
 )
 from core.users import UserService
 from db import repository as repo
+from db.models import User
 from tests.portal import (
     BACKENDS,
     People,
@@ -243,6 +244,7 @@ def test_manager_of_the_pod_approves(portal):
 
     assert approved.status == "approved"
     assert approved.approver == portal.people.manager
+    assert approved.approver_email == portal.people.manager.email
     assert approved.approved_at == portal.clock.now
     assert approved.updated_at == portal.clock.now
     assert (approved.rejected_at, approved.rejection_reason) == (None, None)
@@ -266,6 +268,7 @@ def test_reject_stores_the_reason_and_queues_the_outcome(portal):
     assert rejected.rejected_at == portal.clock.now
     assert rejected.approved_at is None
     assert rejected.approver == portal.people.admin
+    assert rejected.approver_email == portal.people.admin.email
     assert portal.delivery(request) is not None
 
 
@@ -312,6 +315,20 @@ def test_who_may_not_decide_changes_nothing(portal, case, decision):
 
     assert portal.requests.get(request.uuid) == request
     assert portal.delivery(request) is None
+
+
+def test_approver_email_is_the_deciders_email_at_that_moment(portal):
+    request = submit_query(portal.requests, portal.people.developer)
+    approved = portal.requests.approve(request.uuid, portal.people.admin.id)
+    with portal.requests.sessions.begin() as session:
+        session.get(User, portal.people.admin.id).email = "renamed-admin@example.com"
+    try:
+        kept = portal.requests.get(request.uuid)
+        assert kept.approver_email == approved.approver_email == portal.people.admin.email
+        assert kept.approver is not None and kept.approver.email == "renamed-admin@example.com"
+    finally:
+        with portal.requests.sessions.begin() as session:
+            session.get(User, portal.people.admin.id).email = portal.people.admin.email
 
 
 def test_admin_may_decide_a_request_of_any_pod_but_not_own(portal):
@@ -387,7 +404,7 @@ def test_finish_with_a_result_completes_and_keeps_the_result_file(portal):
 
     assert done.status == "completed"
     assert done.result_summary() == {"row_count": 3}
-    assert done.executed_at == portal.clock.now
+    assert done.execution_completed_at == portal.clock.now
     assert done.execution_error is None
     assert portal.delivery(request).result_file == "r.csv"
 

@@ -1,15 +1,21 @@
 """The migrated portal schema, read back from the live database, is exactly the seed's.
 
-The expected tables are written out here by hand (not derived from db.models) so that a change to
-the models or the migrations that drifts from the seed fails this test.
+The seed's tables, columns and types are read from the seed document itself (its "Portal
+Database" diagram), so the schema is compared with the authority rather than with a copy of it.
+The details the diagram leaves out (lengths, nullability, constraints, indexes) and the bot's own
+tables are written out here by hand (not derived from db.models) so that a change to the models
+or the migrations that drifts from them fails this test; a test checks that this hand-written
+list names the seed's columns, and no others beyond the documented extras.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +26,11 @@ from db.models import QueryRequest, SlackMessage, User
 from db.session import make_engine
 from tests.portal import BACKENDS, fresh_portal_url
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SEED_DOCUMENT = REPO_ROOT.parent / "shared" / "seed" / "000_f03e025317eae9b1.txt"
+ARCHITECTURE_DOC = REPO_ROOT / "docs" / "ARCHITECTURE.md"
+# Columns the product keeps beyond the seed's, each documented in docs/ARCHITECTURE.md.
+EXTRA_COLUMNS = {"query_requests": {"rejected_at"}}
 SEED_TABLES = {
     "users",
     "query_requests",
@@ -88,11 +99,12 @@ EXPECTED: dict[str, Table] = {
             "rejected_at tstz null",
             "rejection_reason text null",
             "execution_started_at tstz null",
-            "executed_at tstz null",
+            "execution_completed_at tstz null",
             "execution_result text null",
             "execution_error text null",
             "created_at tstz",
             "updated_at tstz",
+            "approver_email str255 null",
         ),
         primary_key=("id",),
         uniques=frozenset({("uuid",)}),
@@ -118,11 +130,11 @@ EXPECTED: dict[str, Table] = {
     ),
     "refresh_tokens": Table(
         columns=(
-            "id int",
+            "id uuid",
             "user_id uuid",
             "token_hash str255",
             "expires_at tstz",
-            "is_revoked bool",
+            "revoked_at tstz null",
             "created_at tstz",
         ),
         primary_key=("id",),
@@ -136,13 +148,13 @@ EXPECTED: dict[str, Table] = {
     "access_token_blacklist": Table(
         columns=(
             "id int",
-            "token_jti str255",
+            "token_hash str255",
             "user_id uuid null",
             "expires_at tstz",
             "created_at tstz",
         ),
         primary_key=("id",),
-        uniques=frozenset({("token_jti",)}),
+        uniques=frozenset({("token_hash",)}),
         foreign_keys=frozenset({_fk("user_id", "users", "CASCADE")}),
         indexes={"ix_access_token_blacklist_expires_at": ("expires_at",)},
     ),
@@ -208,6 +220,70 @@ def _pg_type(kind: str) -> tuple[str, int | None]:
 def _column_spec(spec: str) -> tuple[str, str, bool]:
     name, kind, *rest = spec.split()
     return name, kind, rest == ["null"]
+
+
+@dataclass(frozen=True)
+class SeedColumn:
+    name: str
+    type: str  # as the diagram writes it: uuid, serial, varchar, text, boolean, timestamp
+    keys: frozenset[str]  # PK, FK, UK
+
+
+def parse_seed_portal_tables(document: str) -> dict[str, list[SeedColumn]]:
+    """The tables of the mermaid erDiagram under the document's "Portal Database" heading."""
+    heading = re.search(r"^#+ .*Portal Database.*$", document, re.MULTILINE)
+    if heading is None:
+        raise ValueError("no 'Portal Database' heading")
+    diagram = re.search(r"```mermaid\s*\nerDiagram\n(.*?)```", document[heading.end() :], re.S)
+    if diagram is None:
+        raise ValueError("no mermaid erDiagram under the 'Portal Database' heading")
+    tables: dict[str, list[SeedColumn]] = {}
+    for name, body in re.findall(r"^\s*(\w+)\s*\{(.*?)^\s*\}", diagram.group(1), re.M | re.S):
+        columns = []
+        for line in body.strip().splitlines():
+            # `type name [PK|FK|UK[, ...]] ["comment"]`
+            match = re.fullmatch(r'\s*(\w+)\s+(\w+)((?:\s*,?\s*(?:PK|FK|UK))*)\s*(".*")?\s*', line)
+            if match is None:
+                raise ValueError(f"cannot read the column line {line.strip()!r} of {name}")
+            keys = frozenset(re.findall(r"PK|FK|UK", match.group(3) or ""))
+            columns.append(SeedColumn(match.group(2), match.group(1), keys))
+        tables[name] = columns
+    return tables
+
+
+@pytest.fixture(scope="module")
+def seed() -> dict[str, list[SeedColumn]]:
+    if not SEED_DOCUMENT.is_file():
+        pytest.fail(
+            f"the seed document {SEED_DOCUMENT} is missing: the portal schema is checked against"
+            " its 'Portal Database' diagram, so this test cannot run without it"
+        )
+    return parse_seed_portal_tables(SEED_DOCUMENT.read_text(encoding="utf-8"))
+
+
+def test_the_seed_diagram_names_five_tables_and_48_columns(seed):
+    assert set(seed) == SEED_TABLES
+    assert sum(len(columns) for columns in seed.values()) == 48
+
+
+def test_a_seed_document_without_the_diagram_is_refused_clearly():
+    with pytest.raises(ValueError, match="no 'Portal Database' heading"):
+        parse_seed_portal_tables("# Something else\n")
+    with pytest.raises(ValueError, match="no mermaid erDiagram"):
+        parse_seed_portal_tables("## Portal Database (PostgreSQL)\n\nprose only\n")
+
+
+def test_the_hand_written_details_name_exactly_the_seed_columns_and_the_extras(seed):
+    for table, columns in seed.items():
+        listed = {_column_spec(spec)[0] for spec in EXPECTED[table].columns}
+        assert listed == {c.name for c in columns} | EXTRA_COLUMNS.get(table, set()), table
+
+
+def test_every_extra_column_is_documented():
+    documented = ARCHITECTURE_DOC.read_text(encoding="utf-8")
+    for table, columns in EXTRA_COLUMNS.items():
+        for column in columns:
+            assert f"`{table}.{column}`" in documented, f"{table}.{column} is not documented"
 
 
 @pytest.fixture(scope="module")
@@ -455,3 +531,84 @@ def test_emails_are_unique_whatever_their_case(engines, backend):
         conn.execute(insert, {"id": uuid_of(uuid.uuid4()), "email": "case@example.COM"})
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM users WHERE lower(email) = 'case@example.com'"))
+
+
+# --- the live schema against the seed document ------------------------------------------------
+
+# information_schema.columns data_type of each type the seed's diagram uses.
+SEED_PG_TYPES = {
+    "uuid": "uuid",
+    "serial": "integer",
+    "varchar": "character varying",
+    "text": "text",
+    "boolean": "boolean",
+    "timestamp": "timestamp with time zone",
+}
+SEED_SQLITE_TYPES = {
+    "uuid": "CHAR(32)",
+    "serial": "INTEGER",
+    "varchar": "VARCHAR",
+    "text": "TEXT",
+    "boolean": "BOOLEAN",
+    "timestamp": "DATETIME",
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_migrated_seed_tables_have_the_seed_columns_and_only_the_documented_extras(
+    engines, backend, seed
+):
+    inspector = inspect(engines[backend])
+    for table, columns in seed.items():
+        live = {c["name"] for c in inspector.get_columns(table)}
+        expected = {c.name for c in columns} | EXTRA_COLUMNS.get(table, set())
+        assert live == expected, (
+            f"{table}: missing {sorted(expected - live)}, not in the seed {sorted(live - expected)}"
+        )
+    seed_columns = sum(len(columns) for columns in seed.values())
+    live_seed_columns = sum(len(inspector.get_columns(table)) for table in seed)
+    extras = sum(len(columns) for columns in EXTRA_COLUMNS.values())
+    assert (seed_columns, live_seed_columns) == (48, 48 + extras)
+
+
+def test_postgresql_types_are_the_seed_types(engines, seed):
+    with engines["postgresql"].connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT table_name, column_name, data_type, column_default"
+                " FROM information_schema.columns WHERE table_schema = 'public'"
+            )
+        ).all()
+    live = {(t, c): (d, default or "") for t, c, d, default in rows}
+    for table, columns in seed.items():
+        for column in columns:
+            data_type, default = live[(table, column.name)]
+            assert data_type == SEED_PG_TYPES[column.type], f"{table}.{column.name}"
+            if column.type == "serial":
+                assert default.startswith("nextval("), f"{table}.{column.name} is not serial"
+
+
+def test_sqlite_types_are_the_seed_types(engines, seed):
+    inspector = inspect(engines["sqlite"])
+    for table, columns in seed.items():
+        live = {c["name"]: str(c["type"]) for c in inspector.get_columns(table)}
+        for column in columns:
+            assert live[column.name].startswith(SEED_SQLITE_TYPES[column.type]), (
+                f"{table}.{column.name}: {live[column.name]}"
+            )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_seed_keys_are_primary_keys_and_unique_constraints(engines, backend, seed):
+    inspector = inspect(engines[backend])
+    for table, columns in seed.items():
+        primary = {c.name for c in columns if "PK" in c.keys}
+        assert set(inspector.get_pk_constraint(table)["constrained_columns"]) == primary, table
+        uniques = {tuple(u["column_names"]) for u in inspector.get_unique_constraints(table)}
+        for column in columns:
+            if "UK" in column.keys:
+                assert (column.name,) in uniques, f"{table}.{column.name} is not unique"
+        referencing = {
+            c for fk in inspector.get_foreign_keys(table) for c in fk["constrained_columns"]
+        }
+        assert {c.name for c in columns if "FK" in c.keys} <= referencing, table
