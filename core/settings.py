@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     escalate_after_min: int = Field(default=120, ge=1, alias="DBQUERY_ESCALATE_AFTER_MIN")
     log_level: str = Field(default="INFO", alias="DBQUERY_LOG_LEVEL")
 
+    web: bool = Field(default=True, alias="DBQUERY_WEB")
+    public_url: str | None = Field(default=None, alias="DBQUERY_PUBLIC_URL")
+    jwt_secret: SecretStr | None = Field(default=None, alias="DBQUERY_JWT_SECRET")
+
     slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")

@@ -13,8 +13,9 @@ from core.catalogue import Catalogue
 from core.errors import InvalidSubmission, NotFound, NotRegistered
 from core.lifecycle import Role
 from core.records import UserRecord
+from db import auth_repository as auth_repo
 from db import repository as repo
-from db.models import User
+from db.models import User, utcnow
 from db.session import Sessions
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -135,3 +136,44 @@ class UserService:
             raise InvalidSubmission(
                 "slack_id", f"{slack_id!r} is not a Slack user id (like U0123ABCD)"
             )
+
+    def update(
+        self,
+        email: str,
+        *,
+        role: str | None = None,
+        pod: str | None = None,
+        slack_id: str | None = None,
+    ) -> UserRecord:
+        """Change a user's role, pod or Slack id. A new role or pod ends their web sessions."""
+        if role is not None and role not in set(Role):
+            raise InvalidSubmission("role", f"role must be one of {', '.join(Role)}")
+        if pod and self.catalogue.pod(pod) is None:
+            known = ", ".join(p.id for p in self.catalogue.pods) or "none"
+            raise InvalidSubmission("pod", f"unknown pod {pod!r} (catalogue pods: {known})")
+        self._check_slack_id(slack_id)
+        with self._unique_write(slack_id=slack_id) as session:
+            user = self._by_email(session, email)
+            before = (user.role, user.pod_id)
+            if role is not None:
+                user.role = role
+            if pod is not None:
+                user.pod_id = pod or None
+            if user.role != Role.ADMIN and not user.pod_id:
+                raise InvalidSubmission("pod", "developers and managers need a pod")
+            if slack_id is not None:
+                user.slack_user_id = slack_id or None
+            if (user.role, user.pod_id) != before:
+                auth_repo.invalidate_user_tokens(session, user.id, utcnow())
+            session.flush()
+            return UserRecord.of(user)
+
+    def set_active(self, email: str, active: bool) -> UserRecord:
+        """Activate or deactivate a user; deactivation also ends their web sessions."""
+        with self.sessions.begin() as session:
+            user = self._by_email(session, email)
+            user.is_active = active
+            if not active:
+                auth_repo.invalidate_user_tokens(session, user.id, utcnow())
+                auth_repo.revoke_all_refresh_tokens(session, user.id, utcnow())
+            return UserRecord.of(user)

@@ -243,3 +243,50 @@ class ApprovalReminder(Base):
     )
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# --- Beyond the seed: web sign-in ----------------------------------------------------------
+
+# Listings page by (created_at, id): newest first, with a stable tie-break for the cursor.
+Index("ix_query_requests_created_at_id", QueryRequest.created_at, QueryRequest.id)
+
+# A listing's text search matches these columns with ILIKE; on PostgreSQL each has a trigram
+# index, which the planner combines (a bitmap OR) for a search over all three.
+SEARCHED_COLUMNS = ("query_content", "comments", "script_filename")
+for _column in SEARCHED_COLUMNS:
+    Index(
+        f"ix_query_requests_{_column}_trgm",
+        getattr(QueryRequest, _column),
+        postgresql_using="gin",
+        postgresql_ops={_column: "gin_trgm_ops"},
+    ).ddl_if(dialect="postgresql")
+
+
+class SignInLink(Base):
+    """A one-time link sent privately (over Slack): sign in, or set a password. Stored hashed."""
+
+    __tablename__ = "sign_in_links"
+    __table_args__ = (CheckConstraint("purpose IN ('sign_in', 'set_password')", name="purpose"),)
+
+    id: Mapped[uuid_mod.UUID] = mapped_column(Uuid, primary_key=True, default=uuid_mod.uuid4)
+    user_id: Mapped[uuid_mod.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    purpose: Mapped[str] = mapped_column(String(20), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, server_default=func.current_timestamp()
+    )
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins per email and per client address, shared by every replica."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)  # "email:…" or "ip:…"
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

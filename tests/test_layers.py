@@ -1,4 +1,5 @@
-"""The layers of ARCHITECTURE.md hold: bot/ -> core/ -> db/, and only bot/ knows Slack or HTTP."""
+"""The layers of ARCHITECTURE.md hold: bot/ and web/ -> core/ -> db/; only bot/ knows Slack,
+only the surfaces know HTTP, and the two surfaces never import each other."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SLACK_AND_WEB = {"slack_bolt", "slack_sdk", "fastapi", "uvicorn", "starlette", "prometheus_client"}
+SLACK = {"slack_bolt", "slack_sdk"}
+SLACK_AND_WEB = SLACK | {"fastapi", "uvicorn", "starlette", "prometheus_client"}
 FORBIDDEN = {
+    "bot": {"web"},
+    "web": {"bot"} | SLACK,
     "core": {"bot"} | SLACK_AND_WEB,
     "db": {"bot", "core"} | SLACK_AND_WEB,
 }

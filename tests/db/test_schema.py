@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,14 @@ SEED_TABLES = {
     "access_token_blacklist",
     "user_token_invalidation",
 }
-BOT_TABLES = {"slack_messages", "outcome_deliveries", "approval_reminders", "alembic_version"}
+BOT_TABLES = {
+    "slack_messages",
+    "outcome_deliveries",
+    "approval_reminders",
+    "sign_in_links",
+    "login_throttle",
+    "alembic_version",
+}
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,7 @@ EXPECTED: dict[str, Table] = {
             "ix_query_requests_status": ("status",),
             "ix_query_requests_user_id": ("user_id",),
             "ix_query_requests_pod_id_status": ("pod_id", "status"),
+            "ix_query_requests_created_at_id": ("created_at", "id"),
         },
     ),
     "refresh_tokens": Table(
@@ -198,7 +206,42 @@ EXPECTED: dict[str, Table] = {
         primary_key=("request_id",),
         foreign_keys=frozenset({_fk("request_id", "query_requests", "CASCADE")}),
     ),
+    "sign_in_links": Table(
+        columns=(
+            "id uuid",
+            "user_id uuid",
+            "token_hash str64",
+            "purpose str20",
+            "expires_at tstz",
+            "used_at tstz null",
+            "created_at tstz",
+        ),
+        primary_key=("id",),
+        uniques=frozenset({("token_hash",)}),
+        foreign_keys=frozenset({_fk("user_id", "users", "CASCADE")}),
+        checks=frozenset({"ck_sign_in_links_purpose"}),
+        indexes={
+            "ix_sign_in_links_user_id": ("user_id",),
+            "ix_sign_in_links_expires_at": ("expires_at",),
+        },
+    ),
+    "login_throttle": Table(
+        columns=(
+            "key str300",
+            "failures int",
+            "last_failure_at tstz",
+            "locked_until tstz null",
+        ),
+        primary_key=("key",),
+    ),
     "alembic_version": Table(columns=("version_num str32",), primary_key=("version_num",)),
+}
+# Trigram indexes for the listings' text search exist on PostgreSQL only.
+PG_ONLY_INDEXES = {
+    "query_requests": {
+        f"ix_query_requests_{column}_trgm": (column,)
+        for column in ("query_content", "comments", "script_filename")
+    }
 }
 
 # information_schema.columns (data_type, character_maximum_length) for each kind.
@@ -346,7 +389,10 @@ def test_migrated_database_has_exactly_the_seed_and_bot_tables(engines, backend)
 @pytest.mark.parametrize("table", sorted(EXPECTED))
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_table_matches_the_seed(engines, backend, table):
-    assert live_table(engines[backend], table) == EXPECTED[table]
+    expected = EXPECTED[table]
+    if backend == "postgresql" and table in PG_ONLY_INDEXES:
+        expected = replace(expected, indexes=expected.indexes | PG_ONLY_INDEXES[table])
+    assert live_table(engines[backend], table) == expected
 
 
 def test_postgresql_column_types(engines):

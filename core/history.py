@@ -1,0 +1,288 @@
+"""Finding requests: listings with filters, text search and cursor paging, and their statistics.
+
+What a person sees is limited by the same rule as a single request (core.lifecycle's
+why_cannot_view): their own requests, their pod's when they are a manager, all for an admin.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import and_, false, or_, select
+from sqlalchemy.orm import aliased
+
+from core.errors import InvalidSubmission
+from core.lifecycle import Role, Status, SubmissionType
+from core.records import RequestRecord, UserRecord
+from db.models import SEARCHED_COLUMNS, OutcomeDelivery, QueryRequest, User, utcnow
+from db.session import Sessions
+
+PAGE_MAX = 100
+TEXT_MAX_CHARS = 200
+DATABASE_TYPES = ("postgresql", "mongodb")
+
+
+@dataclass(frozen=True)
+class Filters:
+    statuses: tuple[str, ...] = ()
+    submission_type: str | None = None
+    database_type: str | None = None
+    instance_id: str | None = None
+    pod_id: str | None = None
+    requester: str | None = None  # an email
+    created_from: datetime | None = None
+    created_to: datetime | None = None  # exclusive
+    text: str | None = None  # searched in the query, the comments and the script's filename
+    mine: bool = False  # only the viewer's own requests
+
+    def check(self) -> Filters:
+        for status in self.statuses:
+            if status not in set(Status):
+                raise InvalidSubmission("status", f"unknown status {status!r}")
+        if self.submission_type and self.submission_type not in set(SubmissionType):
+            raise InvalidSubmission("type", "type must be query or script")
+        if self.database_type and self.database_type not in DATABASE_TYPES:
+            raise InvalidSubmission("database_type", "database type must be postgresql or mongodb")
+        if self.text and len(self.text) > TEXT_MAX_CHARS:
+            raise InvalidSubmission("q", f"the search is limited to {TEXT_MAX_CHARS} characters")
+        if self.created_from and self.created_to and self.created_from >= self.created_to:
+            raise InvalidSubmission("created_to", "the end of the date range is before its start")
+        return self
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[RequestRecord]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    count: int
+    p50_s: float | None
+    p90_s: float | None
+
+
+@dataclass
+class Stats:
+    days: list[date]
+    per_day: dict[str, list[int]]  # status -> count per day, aligned with `days`
+    decision: Percentiles
+    execution: Percentiles
+    busiest_instances: list[tuple[str, int]]
+    busiest_requesters: list[tuple[str, int]]
+    totals: dict[str, int] = field(default_factory=dict)
+
+
+class HistoryService:
+    def __init__(self, sessions: Sessions, clock: Callable[[], datetime] = utcnow) -> None:
+        self.sessions = sessions
+        self.clock = clock
+
+    def listing(
+        self,
+        viewer: UserRecord,
+        filters: Filters = Filters(),
+        *,
+        oldest_first: bool = False,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        if not 1 <= limit <= PAGE_MAX:
+            raise InvalidSubmission("limit", f"limit must be between 1 and {PAGE_MAX}")
+        query = _visible(_with_people(), viewer, filters.check())
+        if cursor:
+            at, request_id = _decode_cursor(cursor)
+            if oldest_first:
+                after = or_(
+                    QueryRequest.created_at > at,
+                    and_(QueryRequest.created_at == at, QueryRequest.id > request_id),
+                )
+            else:
+                after = or_(
+                    QueryRequest.created_at < at,
+                    and_(QueryRequest.created_at == at, QueryRequest.id < request_id),
+                )
+            query = query.where(after)
+        order = (
+            (QueryRequest.created_at.asc(), QueryRequest.id.asc())
+            if oldest_first
+            else (QueryRequest.created_at.desc(), QueryRequest.id.desc())
+        )
+        with self.sessions() as session:
+            rows = session.execute(query.order_by(*order).limit(limit + 1)).all()
+        items = [RequestRecord.of(*row) for row in rows[:limit]]
+        next_cursor = _encode_cursor(items[-1]) if len(rows) > limit else None
+        return Page(items, next_cursor)
+
+    def everything(
+        self, viewer: UserRecord, filters: Filters = Filters(), max_rows: int = 100_000
+    ) -> Iterator[RequestRecord]:
+        """Every matching request, newest first, a page at a time (for an export)."""
+        cursor, sent = None, 0
+        while sent < max_rows:
+            page = self.listing(viewer, filters, limit=PAGE_MAX, cursor=cursor)
+            yield from page.items[: max_rows - sent]
+            sent += len(page.items)
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def result_file(self, request: RequestRecord) -> Path | None:
+        """The full result of a completed request, while it is kept on disk."""
+        with self.sessions() as session:
+            path = session.scalar(
+                select(OutcomeDelivery.result_file).where(OutcomeDelivery.request_id == request.id)
+            )
+        if not path or not Path(path).is_file():
+            return None
+        return Path(path)
+
+    def stats(self, viewer: UserRecord, days: int = 30) -> Stats:
+        """Requests per day by status, times to decision and execution, the busiest targets
+        and people, over the last `days` days of what the viewer may see."""
+        today = self.clock().astimezone(UTC).date()
+        first = today - timedelta(days=days - 1)
+        since = datetime(first.year, first.month, first.day, tzinfo=UTC)
+        query = _visible(
+            select(
+                QueryRequest.created_at,
+                QueryRequest.status,
+                QueryRequest.approved_at,
+                QueryRequest.rejected_at,
+                QueryRequest.execution_started_at,
+                QueryRequest.execution_completed_at,
+                QueryRequest.instance_name,
+                User.email,
+            ).join(User, User.id == QueryRequest.user_id),
+            viewer,
+            Filters(created_from=since),
+            requester_table=User,
+        )
+        day_list = [first + timedelta(days=i) for i in range(days)]
+        index = {d: i for i, d in enumerate(day_list)}
+        per_day: dict[str, list[int]] = {status: [0] * days for status in Status}
+        decisions, executions = [], []
+        instances: Counter[str] = Counter()
+        requesters: Counter[str] = Counter()
+        with self.sessions() as session:
+            for row in session.execute(query):
+                day = row.created_at.astimezone(UTC).date()
+                if day in index:
+                    per_day[row.status][index[day]] += 1
+                decided = row.approved_at or row.rejected_at
+                if decided:
+                    decisions.append((decided - row.created_at).total_seconds())
+                if row.execution_started_at and row.execution_completed_at:
+                    executions.append(
+                        (row.execution_completed_at - row.execution_started_at).total_seconds()
+                    )
+                instances[row.instance_name] += 1
+                requesters[row.email] += 1
+        totals: defaultdict[str, int] = defaultdict(int)
+        for status, counts in per_day.items():
+            totals[status] = sum(counts)
+        return Stats(
+            days=day_list,
+            per_day=per_day,
+            decision=_percentiles(decisions),
+            execution=_percentiles(executions),
+            busiest_instances=instances.most_common(5),
+            busiest_requesters=requesters.most_common(5),
+            totals=dict(totals),
+        )
+
+
+Requester = aliased(User, name="requester")
+Approver = aliased(User, name="approver")
+
+
+def _with_people():
+    return (
+        select(QueryRequest, Requester, Approver)
+        .join(Requester, QueryRequest.user_id == Requester.id)
+        .outerjoin(Approver, QueryRequest.approver_id == Approver.id)
+    )
+
+
+def _percentiles(values: list[float]) -> Percentiles:
+    if not values:
+        return Percentiles(0, None, None)
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return Percentiles(len(ordered), at(0.5), at(0.9))
+
+
+def _visible(query, viewer: UserRecord, filters: Filters, requester_table=None):
+    """`query` restricted to what `viewer` may see and to the filters."""
+    if not viewer.is_active:
+        return query.where(false())
+    mine = QueryRequest.user_id == viewer.id
+    if filters.mine:
+        query = query.where(mine)
+    elif viewer.role == Role.MANAGER:
+        query = query.where(or_(mine, QueryRequest.pod_id == (viewer.pod_id or "")))
+    elif viewer.role != Role.ADMIN:
+        query = query.where(mine)
+    if filters.statuses:
+        query = query.where(QueryRequest.status.in_(filters.statuses))
+    if filters.submission_type:
+        query = query.where(QueryRequest.submission_type == filters.submission_type)
+    if filters.database_type:
+        query = query.where(QueryRequest.database_type == filters.database_type)
+    if filters.instance_id:
+        query = query.where(QueryRequest.instance_id == filters.instance_id)
+    if filters.pod_id:
+        query = query.where(QueryRequest.pod_id == filters.pod_id)
+    if filters.requester:
+        people = requester_table if requester_table is not None else Requester
+        query = query.where(people.email.ilike(_escape_like(filters.requester.strip()), "\\"))
+    if filters.created_from:
+        query = query.where(QueryRequest.created_at >= filters.created_from)
+    if filters.created_to:
+        query = query.where(QueryRequest.created_at < filters.created_to)
+    text = (filters.text or "").strip()
+    if text:
+        pattern = f"%{_escape_like(text)}%"
+        query = query.where(
+            or_(
+                *(
+                    getattr(QueryRequest, column).ilike(pattern, escape="\\")
+                    for column in SEARCHED_COLUMNS
+                )
+            )
+        )
+    return query
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _encode_cursor(request: RequestRecord) -> str:
+    raw = json.dumps([request.created_at.isoformat(), request.id]).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, request_id = json.loads(raw)
+        moment = datetime.fromisoformat(at)
+        if moment.tzinfo is None or not isinstance(request_id, int):
+            raise ValueError
+        return moment, request_id
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise InvalidSubmission(
+            "cursor", "the page cursor is not valid; start from the first page"
+        ) from None

@@ -1,0 +1,20 @@
+"""Requests waiting for the signed-in person's decision."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from web import actions
+from web.auth import CurrentUser
+from web.pages.render import page
+from web.surface import surface
+
+router = APIRouter()
+
+
+@router.get("/approvals")
+def approvals(request: Request, user: CurrentUser) -> Response:
+    pending = surface(request).core.requests.pending_for(user, limit=100)
+    items = [(r, actions.analysis_of(r)) for r in pending]
+    return page(request, "approvals.html", user, items=items)

@@ -1,0 +1,119 @@
+"""Requests, users and analyses as the JSON the API returns and the pages render."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from core.analysis import Analysis
+from core.lifecycle import Status, why_cannot_decide, why_cannot_view
+from core.records import RequestRecord, UserRecord
+
+
+@dataclass(frozen=True)
+class Step:
+    what: str
+    who: str | None
+    at: datetime | None
+    detail: str | None = None
+
+
+def timeline(request: RequestRecord) -> list[Step]:
+    """Who submitted, decided and ran the request, and when, in order."""
+    steps = [Step("submitted", request.requester.email, request.created_at)]
+    decider = request.approver_email or (request.approver.email if request.approver else None)
+    if request.approved_at:
+        steps.append(Step("approved", decider, request.approved_at))
+    if request.rejected_at:
+        steps.append(Step("rejected", decider, request.rejected_at, request.rejection_reason))
+    if request.execution_started_at:
+        steps.append(Step("started", "dbquery", request.execution_started_at))
+    if request.execution_completed_at:
+        outcome = "failed" if request.status == Status.FAILED else "completed"
+        steps.append(
+            Step(outcome, "dbquery", request.execution_completed_at, request.execution_error)
+        )
+    return steps
+
+
+def _at(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def user_json(user: UserRecord) -> dict[str, Any]:
+    return {
+        "id": str(user.id),
+        "email": user.email,
+        "name": user.name,
+        "role": user.role,
+        "pod": user.pod_id,
+        "slack_user_id": user.slack_user_id,
+        "active": user.is_active,
+    }
+
+
+def request_json(request: RequestRecord, *, full: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": str(request.uuid),
+        "short_id": request.short_id,
+        "status": request.status,
+        "requester": {"email": request.requester.email, "name": request.requester.name},
+        "pod": {"id": request.pod_id, "name": request.pod_name},
+        "target": {
+            "instance_id": request.instance_id,
+            "instance_name": request.instance_name,
+            "database": request.database_name,
+            "database_type": request.database_type,
+        },
+        "submission_type": request.submission_type,
+        "script_filename": request.script_filename,
+        "comments": request.comments,
+        "created_at": _at(request.created_at),
+        "updated_at": _at(request.updated_at),
+        "decided_by": request.approver_email,
+        "approved_at": _at(request.approved_at),
+        "rejected_at": _at(request.rejected_at),
+        "rejection_reason": request.rejection_reason,
+        "execution_started_at": _at(request.execution_started_at),
+        "execution_completed_at": _at(request.execution_completed_at),
+        "execution_error": request.execution_error,
+    }
+    if full:
+        body["content"] = request.content
+        body["result"] = request.result_summary()
+        body["timeline"] = [
+            {"what": s.what, "who": s.who, "at": _at(s.at), "detail": s.detail}
+            for s in timeline(request)
+        ]
+    else:
+        body["query"] = request.query_content
+    return body
+
+
+def analysis_json(analysis: Analysis) -> dict[str, Any]:
+    return {
+        "kind": analysis.kind,
+        "read_only": analysis.read_only,
+        "tables": list(analysis.tables),
+        "reasons": list(analysis.reasons),
+        "warnings": list(analysis.warnings),
+        "statements": [
+            {
+                "line": s.line,
+                "kind": s.kind,
+                "text": s.text,
+                "tables": list(s.tables),
+                "reasons": list(s.reasons),
+            }
+            for s in analysis.statements
+        ],
+    }
+
+
+def may_view(user: UserRecord, request: RequestRecord) -> str | None:
+    return why_cannot_view(user, requester_id=request.requester.id, request_pod=request.pod_id)
+
+
+def may_decide(user: UserRecord, request: RequestRecord) -> str | None:
+    return why_cannot_decide(user, requester_id=request.requester.id, request_pod=request.pod_id)

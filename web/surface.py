@@ -1,0 +1,50 @@
+"""What every web route needs, built once per app: core, sign-in, listings, templates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+
+from core.auth import AuthService, resolve_jwt_secret
+from core.history import HistoryService
+from core.settings import Settings
+from core.wiring import Core
+
+HERE = Path(__file__).parent
+DEFAULT_PUBLIC_URL = "http://localhost:3000"
+# Browsers treat these as secure contexts without TLS; anywhere else cookies need TLS.
+LOCAL_ORIGINS = ("http://localhost", "http://127.0.0.1")
+
+
+@dataclass
+class WebSurface:
+    core: Core
+    settings: Settings
+    auth: AuthService
+    history: HistoryService
+    templates: Jinja2Templates
+    public_url: str
+    secure_cookies: bool
+
+
+def build_surface(core: Core, settings: Settings, auth: AuthService | None = None) -> WebSurface:
+    public_url = (settings.public_url or DEFAULT_PUBLIC_URL).rstrip("/")
+    if auth is None:
+        auth = AuthService(core.sessions, resolve_jwt_secret(settings), core.events, public_url)
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    return WebSurface(
+        core=core,
+        settings=settings,
+        auth=auth,
+        history=HistoryService(core.sessions),
+        templates=templates,
+        public_url=public_url,
+        secure_cookies=not public_url.startswith(LOCAL_ORIGINS),
+    )
+
+
+def surface(request: Request) -> WebSurface:
+    return request.app.state.web
