@@ -47,3 +47,15 @@ def served_pg(make_pg_database, tmp_path_factory) -> Iterator[WebServer]:
         yield server
     finally:
         server.stop()
+
+
+def browser_session(server: WebServer, email: str, password: str = PASSWORD) -> httpx.Client:
+    """A cookie-holding client signed in through the sign-in form, as a browser would be."""
+    client = server.client(follow_redirects=False)
+    client.get("/signin")
+    answer = client.post(
+        "/signin/password",
+        data={"email": email, "password": password, "csrf_token": client.cookies["dbq_csrf"]},
+    )
+    assert answer.status_code == 303, answer.text
+    return client
