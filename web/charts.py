@@ -70,16 +70,14 @@ def per_day_chart(stats: Stats, width: int = 720, height: int = 240) -> Chart:
             )
         if i % max(1, len(days) // 6) == 0:
             labels.append(Label(left + i * slot + slot / 2, height - 10, f"{day:%b %d}"))
-    for fraction in (0, 0.5, 1):
-        labels.append(
-            Label(left - 6, height - bottom - fraction * (height - bottom - top) + 4,
-                  f"{round(peak * fraction)}", "end")
-        )  # fmt: skip
+    for tick in sorted({0, peak // 2, peak}):
+        y = height - bottom - tick * scale + 4
+        labels.append(Label(left - 6, y, str(tick), "end"))
     return Chart(width, height, rects, labels, "Requests per day by status")
 
 
 def bar_list_chart(
-    title: str, items: list[tuple[str, float]], unit: str = "", width: int = 360
+    title: str, items: list[tuple[str, float]], unit: str = "", width: int = 260
 ) -> Chart:
     """Horizontal bars with their names above them (busiest instances, people, times)."""
     row = 38
@@ -88,7 +86,7 @@ def bar_list_chart(
     rects, labels = [], []
     for i, (name, value) in enumerate(items):
         y = i * row
-        w = max((width - 70) * value / peak, 2)
+        w = max((width - 60) * value / peak, 2)
         rects.append(Rect(0, y + 16, w, 16, "#4263eb", f"{name}: {value:g}{unit}"))
         labels.append(Label(0, y + 12, name, "start"))
         labels.append(Label(w + 6, y + 29, f"{value:g}{unit}", "start"))
