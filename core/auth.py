@@ -206,8 +206,10 @@ class AuthService:
         events: EventBus,
         public_url: str,
         clock: Callable[[], datetime] = utcnow,
+        verify_cache_s: float = VERIFY_CACHE_S,
     ) -> None:
         self.sessions = sessions
+        self.verify_cache_s = verify_cache_s
         self.secret = secret
         self.events = events
         self.public_url = public_url.rstrip("/")
@@ -243,7 +245,7 @@ class AuthService:
         claims = self._decode(access_token)
         digest = token_hash(access_token)
         cached = self._verified.get(digest)
-        if cached is not None and time.monotonic() - cached[0] <= VERIFY_CACHE_S:
+        if cached is not None and time.monotonic() - cached[0] <= self.verify_cache_s:
             return cached[1]
         try:
             user_id = uuid_mod.UUID(claims["sub"])

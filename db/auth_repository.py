@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Bundle, Session
 
 from db.models import (
     AccessTokenBlacklist,
@@ -114,8 +114,10 @@ def invalidate_user_tokens(session: Session, user_id: uuid_mod.UUID, now: dateti
 def token_state(session: Session, user_id: uuid_mod.UUID, token_hash: str) -> Any | None:
     """(user, invalidated_at, blacklisted) in one round trip; None when the user is gone."""
     blacklisted = exists().where(AccessTokenBlacklist.token_hash == token_hash)
+    # Columns, not an ORM entity: this runs on every request and only reads.
+    user = Bundle("user", *(getattr(User, column.key) for column in User.__table__.columns))
     return session.execute(
-        select(User, UserTokenInvalidation.invalidated_at, blacklisted.label("blacklisted"))
+        select(user, UserTokenInvalidation.invalidated_at, blacklisted.label("blacklisted"))
         .outerjoin(UserTokenInvalidation, UserTokenInvalidation.user_id == User.id)
         .where(User.id == user_id)
     ).first()

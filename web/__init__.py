@@ -12,12 +12,14 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from core.auth import AuthService
 from core.settings import Settings
 from core.wiring import Core
 from web.api import PREFIX, api_router
-from web.auth import web_headers_and_cookies
+from web.auth import HeadersAndCookies
 from web.errors import install_error_handlers
 from web.pages import pages_router
 from web.surface import HERE, WebSurface, build_surface
@@ -35,7 +37,7 @@ def install(
     app.include_router(api)
     app.include_router(pages_router())
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    app.middleware("http")(web_headers_and_cookies)
+    app.add_middleware(HeadersAndCookies)
     install_error_handlers(app)
     schema: dict = {}
 
@@ -65,4 +67,14 @@ def create_app(core: Core, settings: Settings, *, auth: AuthService | None = Non
     """The web surface alone (no Slack, no worker): what tests and a web-only process serve."""
     app = FastAPI(title="dbquery web", docs_url=None, redoc_url=None, openapi_url=None)
     install(app, core, settings, auth=auth)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> JSONResponse:
+        try:
+            with core.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
     return app

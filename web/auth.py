@@ -17,6 +17,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.auth import AuthFailed, Principal, Tokens
 from core.errors import DbqueryError, NotAllowed
@@ -147,42 +149,66 @@ def end_session(request: Request) -> None:
     request.state.clear_session = True
 
 
-async def web_headers_and_cookies(request: Request, call_next) -> Response:
-    """Security headers on every answer; session and CSRF cookies where they changed."""
-    request.state.csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
-    request.state.new_tokens = None
-    request.state.clear_session = False
-    response = await call_next(request)
+class HeadersAndCookies:
+    """ASGI middleware: security headers on every answer; session and CSRF cookies where they
+    changed (a sign-in, a silent renewal, a sign-out)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        state = request.state
+        state.csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+        state.new_tokens = None
+        state.clear_session = False
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                path = scope["path"]
+                headers["Content-Security-Policy"] = DOCS_CSP if path == "/api/docs" else CSP
+                headers["X-Frame-Options"] = "DENY"
+                headers["Referrer-Policy"] = "no-referrer"
+                headers["X-Content-Type-Options"] = "nosniff"
+                if not path.startswith("/static/") and "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-store"
+                for cookie in _cookies(request):
+                    headers.append("set-cookie", cookie)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _cookies(request: Request) -> list[str]:
     web = surface(request)
-    path = request.url.path
-    response.headers["Content-Security-Policy"] = DOCS_CSP if path == "/api/docs" else CSP
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    if not path.startswith("/static/"):
-        response.headers.setdefault("Cache-Control", "no-store")
+    state = request.state
+    jar = Response()
     cookie = {"secure": web.secure_cookies, "samesite": "lax", "path": "/"}
     if CSRF_COOKIE not in request.cookies:
         # Readable by the page's own script, which echoes it in a header; useless elsewhere.
-        response.set_cookie(CSRF_COOKIE, request.state.csrf, httponly=False, **cookie)
-    tokens: Tokens | None = request.state.new_tokens
+        jar.set_cookie(CSRF_COOKIE, state.csrf, httponly=False, **cookie)
+    tokens: Tokens | None = state.new_tokens
     if tokens is not None:
         now = datetime.now(UTC)
-        response.set_cookie(
+        jar.set_cookie(
             ACCESS_COOKIE,
             tokens.access,
             max_age=int((tokens.access_expires_at - now).total_seconds()),
             httponly=True,
             **cookie,
         )
-        response.set_cookie(
+        jar.set_cookie(
             REFRESH_COOKIE,
             tokens.refresh,
             max_age=int((tokens.refresh_expires_at - now).total_seconds()),
             httponly=True,
             **cookie,
         )
-    elif request.state.clear_session:
-        response.delete_cookie(ACCESS_COOKIE, httponly=True, **cookie)
-        response.delete_cookie(REFRESH_COOKIE, httponly=True, **cookie)
-    return response
+    elif state.clear_session:
+        jar.delete_cookie(ACCESS_COOKIE, httponly=True, **cookie)
+        jar.delete_cookie(REFRESH_COOKIE, httponly=True, **cookie)
+    return [value.decode("latin-1") for key, value in jar.raw_headers if key == b"set-cookie"]
