@@ -95,6 +95,10 @@ class HistoryService:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
+        """One page of what `viewer` may see, newest first (or oldest), after `cursor`.
+
+        Listed records leave out the script's text and the result summary (None).
+        """
         if not 1 <= limit <= PAGE_MAX:
             raise InvalidSubmission("limit", f"limit must be between 1 and {PAGE_MAX}")
         query = _visible(_with_people(), viewer, filters.check())
@@ -205,13 +209,17 @@ Requester = aliased(User, name="requester")
 Approver = aliased(User, name="approver")
 
 
-def _columns(name: str, entity) -> Bundle:
-    return Bundle(name, *(getattr(entity, column.key) for column in entity.__table__.columns))
+def _columns(name: str, entity, leave_out: frozenset[str] = frozenset()) -> Bundle:
+    columns = [c.key for c in entity.__table__.columns if c.key not in leave_out]
+    return Bundle(name, *(getattr(entity, key) for key in columns))
 
 
+# A listing never shows a script's text (up to 1 MB each) nor the result summary; listed
+# records carry None for them (`get` a request for everything).
+LEFT_OUT_OF_LISTINGS = frozenset({"script_content", "execution_result"})
 # Plain column bundles rather than ORM entities: a listing reads rows, it changes none, and
 # skipping the identity map halves the time spent building a page.
-_REQUEST = _columns("request", QueryRequest)
+_REQUEST = _columns("request", QueryRequest, LEFT_OUT_OF_LISTINGS)
 _REQUESTER = _columns("requester", Requester)
 _APPROVER = _columns("approver", Approver)
 
@@ -224,9 +232,19 @@ def _with_people():
     )
 
 
+class _Listed:
+    """A listed request row, answering None for the columns listings leave out."""
+
+    def __init__(self, row) -> None:
+        self._row = row
+
+    def __getattr__(self, name: str):
+        return None if name in LEFT_OUT_OF_LISTINGS else getattr(self._row, name)
+
+
 def _record(row) -> RequestRecord:
     approver = row.approver if row.approver.id is not None else None
-    return RequestRecord.of(row.request, row.requester, approver)
+    return RequestRecord.of(_Listed(row.request), row.requester, approver)
 
 
 def _plan_for_these_values(session) -> None:
