@@ -56,8 +56,6 @@ def pg(content: str, submission_type: str = "query") -> Analysis:
         ("LISTEN orders_changed", "read"),
         ("LOCK TABLE orders IN SHARE MODE", "write"),
         ("ANALYZE orders", "write"),
-        ("SET search_path = sales, public", "read"),
-        ("SET LOCAL work_mem = '64MB'", "read"),
         ("CREATE TABLE t (id int)", "ddl"),
         ("CREATE TABLE t AS SELECT 1", "ddl"),
         ("CREATE INDEX orders_total ON orders (total)", "ddl"),
@@ -224,11 +222,15 @@ def test_script_is_split_into_statements_with_their_lines() -> None:
     )
     analysis = pg(script, "script")
     assert analysis.statements == (
-        StatementInfo("UPDATE orders SET total = 0 WHERE id = 7", "write", ("orders",), 2),
+        StatementInfo(
+            "UPDATE orders SET total = 0 WHERE id = 7", "write", ("orders",), 2, ("updates orders",)
+        ),
         StatementInfo(
             "SELECT ';' AS semicolon,\n       total\n  FROM orders", "read", ("orders",), 5
         ),
-        StatementInfo("DELETE FROM orders WHERE id = 8", "write", ("orders",), 8),
+        StatementInfo(
+            "DELETE FROM orders WHERE id = 8", "write", ("orders",), 8, ("deletes from orders",)
+        ),
     )
 
 
@@ -322,8 +324,14 @@ def test_nothing_to_run(content: str) -> None:
         ("SET LOCAL statement_timeout TO DEFAULT", "SET statement_timeout is not allowed"),
         ("RESET statement_timeout", "RESET statement_timeout is not allowed"),
         ("SET default_transaction_read_only = off", "is not allowed"),
-        ("SELECT set_config('statement_timeout', '0', false)", "set_config('statement_timeout'"),
-        ("SELECT pg_catalog.set_config('role', 'admin', true)", "set_config('role'"),
+        ("SELECT set_config('statement_timeout', '0', false)", "set_config() is not allowed"),
+        ("SELECT pg_catalog.set_config('role', 'admin', true)", "set_config() is not allowed"),
+        ("SELECT set_config('search_path', 'sales', true)", "executor alone owns session"),
+        ("SET search_path = sales", "SET search_path is not allowed"),
+        ("SET LOCAL work_mem = '64MB'", "SET work_mem is not allowed"),
+        ("SET TIME ZONE 'UTC'", "SET TIME ZONE is not allowed"),
+        ("SET TRANSACTION READ WRITE", "SET TRANSACTION is not allowed"),
+        ("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE", "is not allowed"),
     ],
 )
 def test_refused_statements_say_why(sql: str, reason: str) -> None:
@@ -343,9 +351,8 @@ def test_refusal_points_at_the_offending_statement() -> None:
 @pytest.mark.parametrize(
     "sql",
     [
-        "SET search_path = sales",
-        "SET TIME ZONE 'UTC'",
-        "SELECT set_config('search_path', 'sales', true)",
+        "SHOW search_path",
+        "SELECT current_setting('search_path')",
         "NOTIFY orders_changed, 'x'",
         "CLUSTER orders USING orders_pkey",
         "CREATE INDEX i ON t (a)",
