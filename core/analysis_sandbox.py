@@ -39,9 +39,10 @@ MAX_CONTENT_CHARS = 2 * 1024 * 1024
 # Real queries and pipelines nest a few dozen levels; the parsers recurse once per level.
 MAX_BRACKET_DEPTH = 256
 TIME_LIMIT_S = 4.0  # the person gets an answer within 5 s whatever the text
-MEMORY_LIMIT_BYTES = 1024 * 1024 * 1024
+MEMORY_LIMIT_BYTES = 512 * 1024 * 1024
 WORKERS = 2
 WAIT_FOR_WORKER_S = 10.0
+START_LIMIT_S = 15.0  # an interpreter start, on a machine that may be busy
 STOP_GRACE_S = 2.0
 
 TOO_COMPLEX = "too complex to check"
@@ -75,15 +76,16 @@ def _serve_requests(conn: Connection, memory_limit: int) -> None:
     # The mongo parser is imported now, not on the first MongoDB submission.
     import core.mongo_analysis  # noqa: F401
 
-    while True:
-        try:
+    try:
+        conn.send(("ready",))
+        while True:
             database_type, content, submission_type = conn.recv()
-        except (EOFError, OSError):
-            return
-        answer, retire = _answer(database_type, content, submission_type)
-        conn.send(answer)
-        if retire:  # after running out of memory or stack, start from a clean process
-            return
+            answer, retire = _answer(database_type, content, submission_type)
+            conn.send(answer)
+            if retire:  # after running out of memory or stack, start from a clean process
+                return
+    except (EOFError, OSError):  # the pool closed the socket: nothing left to answer
+        return
 
 
 def _answer(database_type: str, content: str, submission_type: str) -> tuple[Any, bool]:
@@ -116,6 +118,7 @@ def _short(exc: Exception) -> str:
 class _Worker:
     process: subprocess.Popen[bytes]
     conn: Connection
+    ready: bool = False
 
     def alive(self) -> bool:
         return self.process.poll() is None and not self.conn.closed
@@ -163,11 +166,12 @@ class AnalysisSandbox:
         if database_type not in DATABASE_TYPES:
             raise ValueError(f"unsupported database type {database_type!r}")
         check_shape(content)
-        worker = self._take()
+        worker: _Worker | None = self._take()
         try:
             answer, worker = self._ask(worker, (database_type, content, submission_type))
         finally:
-            self._slots.put(worker)
+            # A worker that had to go is replaced at once, so the next call finds one started.
+            self._slots.put(worker if worker is not None else self._replacement())
         if answer[0] == "analysis":
             return answer[1]
         _, message, line, column = answer
@@ -177,6 +181,10 @@ class AnalysisSandbox:
         """Start every worker now rather than on the first calls."""
         taken = [self._take() for _ in range(self._size)]
         for worker in taken:
+            try:
+                self._wait_until_ready(worker)
+            except AnalysisError:
+                worker = None
             self._slots.put(worker)
 
     def close(self) -> None:
@@ -230,6 +238,9 @@ class AnalysisSandbox:
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
+                # A parser that runs out of memory prints its allocator's state before it
+                # exits; the pool logs the exit code instead.
+                stderr=subprocess.DEVNULL,
                 close_fds=True,
             )
         except BaseException:
@@ -239,8 +250,36 @@ class AnalysisSandbox:
             theirs.close()
         return _Worker(process, Connection(ours.detach()))
 
+    def _replacement(self) -> _Worker | None:
+        if self._closed:
+            return None
+        try:
+            return self._start_worker()
+        except OSError as exc:
+            log.warning("could not start an analysis worker: %s", exc)
+            return None
+
+    def _wait_until_ready(self, worker: _Worker) -> None:
+        """A new worker's start-up does not count against the time limit of its first call."""
+        if worker.ready:
+            return
+        try:
+            if worker.conn.poll(START_LIMIT_S) and worker.conn.recv() == ("ready",):
+                worker.ready = True
+                return
+        except (EOFError, OSError):
+            pass
+        log.warning("an analysis worker did not start (exit code %s)", worker.process.poll())
+        worker.process.kill()
+        worker.stop()
+        raise AnalysisError("dbquery could not start its query checker; submit again")
+
     def _ask(self, worker: _Worker, request: tuple[str, str, str]) -> tuple[Any, _Worker | None]:
         """The worker's answer, and the worker to put back (None once it had to go)."""
+        try:
+            self._wait_until_ready(worker)
+        except AnalysisError as exc:
+            return ("refused", exc.message, None, None), None
         started = time.monotonic()
         try:
             worker.conn.send(request)
