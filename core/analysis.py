@@ -3,6 +3,9 @@
 PostgreSQL text is parsed by PostgreSQL's own parser (pglast), so a statement is split,
 classified and located exactly as the server would see it. MongoDB text is parsed by the
 shell-syntax parser in core.executors.mongo_shell.
+
+Both parsers can crash or exhaust the process on hostile text: untrusted submissions go
+through core.analysis_sandbox, which runs `analyse` in a worker process with limits.
 """
 
 from __future__ import annotations
@@ -374,6 +377,9 @@ _READ_NODES = (
     ast.DeallocateStmt,
 )
 
+# Statements labelled by what they write or lock (a SELECT that does neither is a read).
+_DATA_STATEMENTS = (ast.SelectStmt, ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
+
 # Statements that are not reads whatever they contain, and why.
 _FIXED_KINDS: dict[type, tuple[str, str]] = {
     ast.DoStmt: (WRITE, "DO runs procedural code that dbquery cannot inspect"),
@@ -493,9 +499,7 @@ def _statement_kind(node: ast.Node) -> tuple[str, list[str]]:
     if fixed is not None:
         return fixed[0], [fixed[1]]
     effects = _data_effects(node)
-    if isinstance(node, (ast.SelectStmt, ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt)) or (
-        isinstance(node, ast.MergeStmt)
-    ):
+    if isinstance(node, _DATA_STATEMENTS):
         return (WRITE if effects else READ), effects
     command = _command_name(node)
     if type(node).__name__.startswith(_DDL_PREFIXES):

@@ -46,6 +46,7 @@ START_LIMIT_S = 15.0  # an interpreter start, on a machine that may be busy
 STOP_GRACE_S = 2.0
 
 TOO_COMPLEX = "too complex to check"
+_WORKER_ENVIRONMENT = {"PATH": os.defpath, "LANG": "C.UTF-8"}
 _BRACKETS = re.compile(r"[()\[\]{}]")
 
 
@@ -226,8 +227,10 @@ class AnalysisSandbox:
     def _start_worker(self) -> _Worker:
         ours, theirs = socket.socketpair()
         try:
+            # -I: nothing from the environment or the working directory shapes the worker.
             command = [
                 sys.executable,
+                "-I",
                 "-m",
                 "core.analysis_sandbox",
                 str(theirs.fileno()),
@@ -236,6 +239,9 @@ class AnalysisSandbox:
             process = subprocess.Popen(
                 command,
                 pass_fds=(theirs.fileno(),),
+                # The serving process's environment holds tokens and credentials; the
+                # process that reads untrusted text gets none of it.
+                env=_WORKER_ENVIRONMENT,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 # A parser that runs out of memory prints its allocator's state before it

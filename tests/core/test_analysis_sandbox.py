@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -179,3 +180,16 @@ def test_the_process_wide_sandbox_is_used_by_submissions() -> None:
     assert analyse_isolated("postgresql", "SELECT 1").kind == "read"
     with pytest.raises(AnalysisError, match="^too complex to check"):
         analyse_isolated("postgresql", "SELECT " + "+".join(["1"] * 25_000))
+
+
+def test_workers_get_none_of_the_serving_process_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-must-not-leak")
+    monkeypatch.setenv("DBQUERY_TARGET_SECRET", '{"password": "must-not-leak"}')
+    with AnalysisSandbox(workers=1) as pool:
+        pool.warm_up()
+        [pid] = worker_pids(pool)
+        environment = Path(f"/proc/{pid}/environ").read_bytes()
+    assert b"must-not-leak" not in environment
+    assert b"SLACK_BOT_TOKEN" not in environment
