@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import pickle
 import queue
 import re
 import resource
@@ -38,7 +39,7 @@ DATABASE_TYPES = ("postgresql", "mongodb")
 MAX_CONTENT_CHARS = 2 * 1024 * 1024
 # Real queries and pipelines nest a few dozen levels; the parsers recurse once per level.
 MAX_BRACKET_DEPTH = 256
-TIME_LIMIT_S = 4.0  # the person gets an answer within 5 s whatever the text
+TIME_LIMIT_S = 4.0  # with a worker free, the person gets an answer within 5 s whatever the text
 MEMORY_LIMIT_BYTES = 512 * 1024 * 1024
 WORKERS = 2
 WAIT_FOR_WORKER_S = 10.0
@@ -46,6 +47,7 @@ START_LIMIT_S = 15.0  # an interpreter start, on a machine that may be busy
 STOP_GRACE_S = 2.0
 
 TOO_COMPLEX = "too complex to check"
+CANNOT_START = "dbquery could not start its query checker; submit again in a moment"
 _WORKER_ENVIRONMENT = {"PATH": os.defpath, "LANG": "C.UTF-8"}
 _BRACKETS = re.compile(r"[()\[\]{}]")
 
@@ -141,8 +143,8 @@ class AnalysisSandbox:
 
     `analyse()` has the signature and the answers of core.analysis.analyse: an Analysis, or
     an AnalysisError with a message for the person (ValueError for an unknown database type).
-    A worker that crashes, overruns its time or runs out of memory is replaced on the next
-    call. Safe to call from many threads; `close()` stops the workers.
+    A worker that crashes, overruns its time or runs out of memory is replaced at once. Safe
+    to call from many threads (a call waits for a free worker); `close()` stops the workers.
     """
 
     def __init__(
@@ -220,6 +222,10 @@ class AnalysisSandbox:
             if worker is not None:
                 worker.stop(grace_s=0)
             return self._start_worker()
+        except OSError as exc:  # out of processes or file descriptors
+            self._slots.put(None)
+            log.warning("could not start an analysis worker: %s", exc)
+            raise AnalysisError(CANNOT_START) from None
         except BaseException:
             self._slots.put(None)
             raise
@@ -278,7 +284,7 @@ class AnalysisSandbox:
         log.warning("an analysis worker did not start (exit code %s)", worker.process.poll())
         worker.process.kill()
         worker.stop()
-        raise AnalysisError("dbquery could not start its query checker; submit again")
+        raise AnalysisError(CANNOT_START)
 
     def _ask(self, worker: _Worker, request: tuple[str, str, str]) -> tuple[Any, _Worker | None]:
         """The worker's answer, and the worker to put back (None once it had to go)."""
@@ -291,7 +297,7 @@ class AnalysisSandbox:
             worker.conn.send(request)
             if worker.conn.poll(self.time_limit_s):
                 return worker.conn.recv(), worker
-        except (EOFError, OSError):
+        except (EOFError, OSError, pickle.PickleError):
             # The worker died mid-way: a crash in native code (SIGSEGV), or killed for memory.
             worker.stop()
             log.warning(
