@@ -389,6 +389,7 @@ _FIXED_KINDS: dict[type, tuple[str, str]] = {
     ast.ExecuteStmt: (WRITE, "EXECUTE runs a prepared statement"),
     ast.ConstraintsSetStmt: (WRITE, "SET CONSTRAINTS changes when constraints are checked"),
     ast.DiscardStmt: (WRITE, "DISCARD drops session state"),
+    ast.VacuumStmt: (WRITE, "ANALYZE updates the planner's statistics"),  # VACUUM is refused
     ast.LoadStmt: (ADMIN, "LOAD loads a library into the server"),
     ast.CheckPointStmt: (ADMIN, "CHECKPOINT forces a server checkpoint"),
     ast.CreateRoleStmt: (ADMIN, "CREATE ROLE changes who may connect"),
@@ -423,6 +424,18 @@ _DDL_PREFIXES = (
     "Rule",
     "CompositeType",
 )
+
+# What a schema-level statement does, when "changes the schema" would not say it.
+_DDL_EFFECTS = {
+    "GrantStmt": "changes privileges",
+    "TruncateStmt": "empties tables",
+    "ClusterStmt": "rewrites a table",
+    "ReindexStmt": "rebuilds indexes",
+    "RefreshMatViewStmt": "recomputes a materialized view",
+    "CommentStmt": "changes a comment",
+    "SecLabelStmt": "changes a security label",
+    "ReassignOwnedStmt": "changes owners",
+}
 
 _COMMAND_NAMES = {
     "CreateStmt": "CREATE TABLE",
@@ -503,7 +516,8 @@ def _statement_kind(node: ast.Node) -> tuple[str, list[str]]:
         return (WRITE if effects else READ), effects
     command = _command_name(node)
     if type(node).__name__.startswith(_DDL_PREFIXES):
-        return DDL, [f"{command} changes the schema", *effects]
+        what = _DDL_EFFECTS.get(type(node).__name__, "changes the schema")
+        return DDL, [f"{command} {what}", *effects]
     return WRITE, [f"{command} is not known to be read-only", *effects]
 
 
