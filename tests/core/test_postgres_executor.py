@@ -361,14 +361,19 @@ def test_refused_statements_never_run(
 
 
 @pytest.fixture
-def advisory_lock(target_url: str) -> Iterator[tuple[psycopg.Connection, int]]:
-    key = uuid.uuid4().int % 2**31
-    with psycopg.connect(target_url, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(%s)", (key,))
+def locked_table(target_url: str) -> Iterator[tuple[psycopg.Connection, str]]:
+    """A table someone else holds an exclusive lock on, until the test rolls them back."""
+    table = f"locked_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(target_url, autocommit=True) as admin:
+        admin.execute(f"CREATE TABLE {table} (id int)")
+    with psycopg.connect(target_url) as holder:
+        holder.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
         try:
-            yield holder, key
+            yield holder, table
         finally:
-            holder.execute("SELECT pg_advisory_unlock_all()")
+            holder.rollback()
+    with psycopg.connect(target_url, autocommit=True) as admin:
+        admin.execute(f"DROP TABLE {table}")
 
 
 def application_blocked_on(url: str, fragment: str) -> str:
@@ -389,9 +394,9 @@ def application_blocked_on(url: str, fragment: str) -> str:
 
 
 def test_application_name_names_the_request_while_it_runs(
-    run: Callable[..., Any], target_url: str, advisory_lock: tuple[psycopg.Connection, int]
+    run: Callable[..., Any], target_url: str, locked_table: tuple[psycopg.Connection, str]
 ) -> None:
-    holder, key = advisory_lock
+    holder, table = locked_table
     # Longer than PostgreSQL keeps: the name is cut to 63 bytes.
     request_uuid = f"{uuid.uuid4()}-{'x' * 40}"
     expected = f"dbquery/{request_uuid}"[:63]
@@ -400,7 +405,7 @@ def test_application_name_names_the_request_while_it_runs(
     def execute() -> None:
         try:
             outcome["result"] = run(
-                f"SELECT pg_advisory_xact_lock({key}) IS NULL AS waited",
+                f"SELECT count(*) > 0 AS waited FROM {table}",
                 request_uuid=request_uuid,
             )
         except ExecutionError as exc:
@@ -409,9 +414,9 @@ def test_application_name_names_the_request_while_it_runs(
     worker = threading.Thread(target=execute)
     worker.start()
     try:
-        name = application_blocked_on(target_url, f"pg_advisory_xact_lock({key})")
+        name = application_blocked_on(target_url, f"FROM {table}")
     finally:
-        holder.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        holder.rollback()
         worker.join(timeout=OBSERVE_DEADLINE_S)
     assert name == expected
     assert "error" not in outcome
