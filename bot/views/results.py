@@ -137,6 +137,8 @@ def _inline_table(summary: dict[str, Any]) -> str | None:
     row_count = int(summary.get("row_count") or 0)
     if not columns or row_count > INLINE_MAX_ROWS or row_count > len(preview):
         return None
+    if summary.get("preview_cut"):
+        return None
     return render_table(columns, preview, INLINE_TABLE_CHARS)
 
 

@@ -56,9 +56,9 @@ DISPLAY_TEXT_MAX_CHARS = 200
 # should have: the server's message is the clearer one when it comes in time.
 CANCEL_GRACE_S = 2.0
 # Cells are cut on the server so that one row (one protocol message, which libpq holds
-# whole, twice over while it is handed to Python) stays a few tens of MB at most: each
+# whole, twice over while it is handed to Python) stays within a few tens of MB: each
 # column of a row gets an equal share of the budget, but never less than the floor.
-ROW_BUDGET_CHARS = 32 * 1024 * 1024
+ROW_BUDGET_CHARS = 8 * 1024 * 1024
 CELL_FLOOR_CHARS = 16 * 1024
 CUT_MARK = "…[cut]"
 # Types whose text is short whatever the value: their columns are exported as they are.
@@ -459,18 +459,35 @@ def _row_cap_reason(max_rows: int) -> str:
 
 
 class _CsvLines:
-    """Formats rows of text (None for NULL) as CSV lines, one bytes object per row."""
+    """Formats rows of text (None for NULL) as CSV lines, one bytes object per row.
+
+    The csv module holds a row as four bytes a character, twice (its record and StringIO's
+    buffer): for a row of long cells that is several times the row, so those are formatted
+    here instead, with PostgreSQL's own quoting rules.
+    """
+
+    LONG_ROW_CHARS = 64 * 1024
 
     def __init__(self) -> None:
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer, lineterminator="\n")
 
     def line(self, row: Any) -> bytes:
+        if sum(len(cell) for cell in row if cell) > self.LONG_ROW_CHARS:
+            return (",".join(_csv_field(cell) for cell in row) + "\n").encode()
         buffer = self._buffer
         buffer.seek(0)
         buffer.truncate()
         self._writer.writerow(row)
         return buffer.getvalue().encode()
+
+
+def _csv_field(cell: str | None) -> str:
+    if cell is None:
+        return ""
+    if cell == "" or any(ch in cell for ch in ',"\r\n'):
+        return '"' + cell.replace('"', '""') + '"'
+    return cell
 
 
 def _stream_rows(
@@ -493,12 +510,15 @@ def _stream_rows(
                     writer.stop(_row_cap_reason(max_rows))
                     writing = False
                     continue
-                if not writer.write(lines.line(row)):
+                line = lines.line(row)
+                if not writer.write(line):
                     writing = False
                     continue
                 rows.count += 1
                 if len(rows.preview) < PREVIEW_MAX_ROWS:
                     rows.preview.append([short_cell(cell) for cell in row])
+                if len(line) > CELL_FLOOR_CHARS:
+                    rows.cells_cut = max(rows.cells_cut, _cut_length(row))
         except psycopg.ProgrammingError as exc:
             if exc.sqlstate is not None:
                 raise
@@ -506,6 +526,12 @@ def _stream_rows(
             # prepared write): it completed.
             return None
     return rows
+
+
+def _cut_length(row: Any) -> int:
+    """The length long cells were cut to on the server (a DECLAREd cursor's), or 0."""
+    cut = [len(c) - len(CUT_MARK) for c in row if isinstance(c, str) and c.endswith(CUT_MARK)]
+    return max(cut, default=0)
 
 
 def _write_fetched(cursor: psycopg.Cursor[Any], writer: ResultWriter, max_rows: int) -> _Rows:

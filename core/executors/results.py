@@ -117,6 +117,12 @@ class ExecutionResult:
             "content_bytes": self.content_bytes,
             "file_bytes": self.file_bytes,
             "truncation": self.truncation,
+            # Some preview cell was cut: the preview is not the whole result, the file is.
+            "preview_cut": any(
+                isinstance(cell, str) and len(cell) == CELL_MAX_CHARS and cell.endswith("…")
+                for row in self.preview_rows[:PREVIEW_MAX_ROWS]
+                for cell in row
+            ),
         }
 
     def summary_json(self) -> str:
