@@ -626,9 +626,11 @@ def _copy_select(pg: psycopg.Connection, text: str, writer: ResultWriter, max_ro
         writing = writer.write(bytes(copy.read()))
         # Copy.read() costs about a microsecond of wait machinery per row, as much as the
         # rest of the export; libpq's blocking PQgetCopyData keeps the loop near psql's speed
-        # (it lets go of the GIL, so the watchdog can still cancel).
-        read_line, write = pgconn.get_copy_data, writer.write
-        count = seen = 0
+        # (it lets go of the GIL, so the watchdog can still cancel). For the same reason
+        # lines go straight to the file while they fit the writer's allowance.
+        read_line = pgconn.get_copy_data
+        fast_write, allowance = writer.lane()
+        count = seen = fast_bytes = 0
         while True:
             size, line = read_line(0)
             if size < 0:
@@ -640,15 +642,24 @@ def _copy_select(pg: psycopg.Connection, text: str, writer: ResultWriter, max_ro
                 writer.stop(_row_cap_reason(max_rows))
                 writing = False
                 continue
-            if not write(line):
-                writing = False
-                continue
+            if size <= allowance:
+                fast_write(line)
+                allowance -= size
+                fast_bytes += size
+            else:
+                writer.advance(fast_bytes)
+                fast_bytes = 0
+                if not writer.write(line):
+                    writing = False
+                    continue
+                fast_write, allowance = writer.lane()
             count += 1
             if count <= PREVIEW_MAX_ROWS:
                 cells = _parse_csv_line(bytes(line).decode())
                 rows.preview.append([short_cell(cell) for cell in cells])
             if cut and size > cut and cut_mark in bytes(line):
                 rows.cells_cut = cut
+        writer.advance(fast_bytes)
         _finish_copy_out(pgconn)
     rows.count, rows.seen = count, seen
     return rows
