@@ -8,13 +8,18 @@ import json
 import random
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pymongo import MongoClient
 
+from core.catalogue import Instance, parse_catalogue
+from core.errors import ConfigError
 from core.executors.base import Connection, Job
 from core.executors.mongo import execute_mongo
 from core.executors.results import MB, ExecutionResult, ResultLimits, ResultWriter
+from core.secrets import NO_CREDENTIALS, connection_for
+from core.settings import load_settings
 
 
 def lines(count: int, width: int = 60, seed: int = 7) -> list[bytes]:
@@ -137,3 +142,53 @@ def test_mongo_result_is_compressed_and_capped_like_postgres(
     assert len(content) == result.row_count == result.statements[0].rows
     assert json.loads(content[-1])["n"] == result.row_count - 1
     assert result.content_bytes <= 1 * MB
+
+
+# --- where the limits come from ---------------------------------------------------------------
+
+
+def _instance(**fields: Any) -> Instance:
+    raw = {
+        "pods": [],
+        "instances": [
+            {
+                "id": "pg",
+                "name": "PG",
+                "type": "postgresql",
+                "host": "127.0.0.1",
+                "port": 5432,
+                "databases": ["shop"],
+                **fields,
+            }
+        ],
+    }
+    return parse_catalogue(raw, "test").instances[0]
+
+
+def test_catalogue_limits_default_and_reach_the_connection() -> None:
+    default = _instance()
+    assert default.max_result_bytes == 512 * MB
+    assert connection_for(default, "shop", NO_CREDENTIALS).total_timeout_s == 300
+    # A statement may run longer than the default total: the total follows it.
+    assert _instance(statement_timeout_s=900).request_timeout_s == 900
+    tuned = _instance(max_result_bytes=1_000, total_timeout_s=30)
+    assert tuned.max_result_bytes == 1_000
+    assert connection_for(tuned, "shop", NO_CREDENTIALS).total_timeout_s == 30
+
+
+@pytest.mark.parametrize("field", ["max_result_bytes", "total_timeout_s"])
+def test_catalogue_limits_must_be_positive(field: str) -> None:
+    with pytest.raises(ConfigError, match=rf"instances\[0\]\.{field}"):
+        _instance(**{field: 0})
+
+
+def test_settings_give_the_compression_threshold_and_upload_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DBQUERY_COMPRESS_OVER_MB", "5")
+    monkeypatch.setenv("DBQUERY_UPLOAD_LIMIT_MB", "100")
+    settings = load_settings()
+    assert (settings.compress_over_mb, settings.upload_limit_mb) == (5, 100)
+    monkeypatch.delenv("DBQUERY_COMPRESS_OVER_MB")
+    monkeypatch.delenv("DBQUERY_UPLOAD_LIMIT_MB")
+    assert (load_settings().compress_over_mb, load_settings().upload_limit_mb) == (20, 1024)
