@@ -70,8 +70,8 @@ class StatementOutcome:
 class ExecutionResult:
     columns: list[str] = field(default_factory=list)
     preview_rows: list[list[Any]] = field(default_factory=list)  # first rows, JSON-safe
-    row_count: int = 0  # rows written to the file (after the cap)
-    truncated: bool = False  # the row cap stopped the stream
+    row_count: int = 0  # rows written to the file (after the caps)
+    truncated: bool = False  # a cap (rows, bytes, upload limit) stopped the file early
     statements: list[StatementOutcome] = field(default_factory=list)
     elapsed_ms: int = 0
     file_path: Path | None = None  # the full result (CSV for PostgreSQL, JSON lines for MongoDB)
@@ -102,7 +102,7 @@ class ExecutionResult:
         rows: list[list[Any]] = []
         used = len(json.dumps(self.columns))
         for row in self.preview_rows[:PREVIEW_MAX_ROWS]:
-            cells = [_short(cell) for cell in row]
+            cells = [short_cell(cell) for cell in row]
             size = len(json.dumps(cells, default=str))
             if used + size > PREVIEW_MAX_CHARS:
                 break
@@ -138,9 +138,6 @@ def short_cell(cell: Any) -> Any:
     if isinstance(cell, str) and len(cell) > CELL_MAX_CHARS:
         return cell[: CELL_MAX_CHARS - 1] + "…"
     return cell
-
-
-_short = short_cell
 
 
 # --- the result file ------------------------------------------------------------------------
