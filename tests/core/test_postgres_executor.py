@@ -467,6 +467,21 @@ def test_result_size_cap_keeps_whole_rows_and_says_why(run: Callable[..., Any]) 
     assert rows[-1] == [str(result.row_count), _md5(result.row_count)]
 
 
+def test_rows_streamed_from_a_cursor_stop_at_the_size_cap_too(run: Callable[..., Any]) -> None:
+    result = run(
+        "DECLARE c CURSOR FOR SELECT g, md5(g::text) FROM generate_series(1, 100000) g;\n"
+        "FETCH ALL c;",
+        submission_type="script",
+        limits=ResultLimits(max_result_bytes=5_000, compress_over_bytes=1_000),
+    )
+    assert result.truncation == "stopped at the result size cap of 5,000 bytes"
+    assert result.compressed and result.content_bytes <= 5_000
+    rows = read_csv(result.file_path)
+    assert len(rows) == result.row_count + 1 and rows[-1][0] == str(result.row_count)
+    # The statement itself ran to its end: every row was read, the file kept what fits.
+    assert result.statements[1].rows == result.row_count
+
+
 def _md5(n: int) -> str:
     return hashlib.md5(str(n).encode()).hexdigest()
 
