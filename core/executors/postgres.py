@@ -33,6 +33,7 @@ from typing import Any
 import psycopg
 import psycopg.postgres
 from pglast import ast, parser
+from pglast.enums import FetchDirection
 from psycopg import pq
 from psycopg.adapt import AdaptersMap
 from psycopg.types.string import TextLoader
@@ -425,7 +426,8 @@ def _run_statement(
         pg.execute(_capped_declare(pg, step.text, node))
         return None
     if _returns_rows(node):
-        rows = _with_writer(job, result, lambda w: _stream_rows(pg, step.text, w, conn.max_rows))
+        text = _capped_fetch(node, conn.max_rows) or step.text
+        rows = _with_writer(job, result, lambda w: _stream_rows(pg, text, w, conn.max_rows))
         if rows is not None and isinstance(node, _DML):
             outcome.affected = rows.seen  # RETURNING returns every row the statement changed
         return rows
@@ -608,6 +610,23 @@ def _capped_declare(pg: psycopg.Connection, text: str, node: ast.DeclareCursorSt
         return text
     _, _, query = _capped_select(pg, text[start:])
     return f"{text[:start]}\n{query}"
+
+
+def _capped_fetch(node: ast.Node, max_rows: int) -> str | None:
+    """FETCH ALL (or any count past the row cap) as a FETCH of one row past the cap.
+
+    Rows past the cap are read and dropped; a cursor over millions of rows would make that
+    outlast the time limit and fail a read that only had to be cut. The cursor then stands
+    where the capped FETCH left it, which only a later statement on it could tell.
+    """
+    if not isinstance(node, ast.FetchStmt) or node.ismove:
+        return None
+    if node.direction not in (FetchDirection.FETCH_FORWARD, FetchDirection.FETCH_BACKWARD):
+        return None
+    if node.howMany <= max_rows + 1:
+        return None
+    direction = "FORWARD" if node.direction == FetchDirection.FETCH_FORWARD else "BACKWARD"
+    return f"FETCH {direction} {max_rows + 1} FROM {_quote_ident(node.portalname)}"
 
 
 def _copy_select(pg: psycopg.Connection, text: str, writer: ResultWriter, max_rows: int) -> _Rows:

@@ -432,6 +432,22 @@ def test_fetch_from_a_declared_cursor_streams_capped_rows(run: Callable[..., Any
     assert [s.rows for s in result.statements] == [None, 10]
 
 
+def test_fetch_all_from_an_endless_cursor_is_cut_at_the_row_cap_in_time(
+    run: Callable[..., Any],
+) -> None:
+    started = time.monotonic()
+    result = run(
+        'DECLARE "Endless" CURSOR FOR SELECT generate_series(1, 1000000000) AS g;\n'
+        'FETCH ALL FROM "Endless";',
+        submission_type="script",
+        max_rows=10,
+        statement_timeout_s=5,
+    )
+    assert (result.row_count, result.truncation) == (10, "stopped at the row cap of 10 rows")
+    assert read_csv(result.file_path)[1:] == [[str(g)] for g in range(1, 11)]
+    assert time.monotonic() - started < 5
+
+
 def test_fetch_keeps_huge_cells_cut(run: Callable[..., Any]) -> None:
     cut = ROW_BUDGET_CHARS // 2
     result = run(
