@@ -140,6 +140,8 @@ def _plan(job: Job) -> list[_Step]:
         raw_statements = parser.parse_sql(job.content)
     except parser.ParseError as exc:
         raise ExecutionError(str(exc.args[0])) from None
+    except RecursionError:
+        raise ExecutionError("the text is too deeply nested to run") from None
     texts = [_statement_text(job.content, raw) for raw in raw_statements]
     if not texts:
         raise ExecutionError("nothing to run: the text is empty or holds only comments")
@@ -171,7 +173,7 @@ def _refusal(node: ast.Node) -> str | None:
 def _labels(job: Job, count: int) -> list[str] | None:
     try:
         analysis = analyse("postgresql", job.content, job.submission_type)
-    except AnalysisError:
+    except (AnalysisError, RecursionError):
         return None
     kinds = [s.kind for s in analysis.statements]
     return kinds if len(kinds) == count else None
