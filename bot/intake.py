@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from slack_bolt import BoltRequest
 
@@ -44,6 +44,7 @@ JSON = "application/json"
 # The payload kinds that reach Bolt (the listeners registered in bot.app).
 DISPATCHED_INTERACTIONS = frozenset({"block_actions", "view_submission", "block_suggestion"})
 DISPATCHED_EVENTS = frozenset({"app_home_opened"})
+VIEW_TYPES = ("modal", "home")
 
 
 class Malformed(Exception):
@@ -230,6 +231,7 @@ def _command(body: dict[str, Any]) -> bool:
     if body.get("command") != COMMAND:
         return False
     _slack_id(body.get("user_id"), "user_id")
+    _url(body, "response_url")
     for key, value in body.items():
         if key != "text" and "\x00" in value:
             raise Malformed(f"{key} holds a NUL byte")
@@ -241,7 +243,7 @@ def _event(body: dict[str, Any]) -> bool:
     if not isinstance(event, dict):
         raise Malformed("an event callback needs an event object")
     _common(body)
-    if event.get("type") not in DISPATCHED_EVENTS:
+    if _text(event, "type", required=True, limit=MAX_ID_CHARS) not in DISPATCHED_EVENTS:
         return False
     _slack_id(event.get("user"), "event.user")
     for key in ("tab", "channel", "team", "user_team", "thread_ts"):
@@ -257,13 +259,17 @@ def _interaction(body: dict[str, Any], kind: str) -> None:
     _slack_id(user.get("id"), "user.id")
     _common(body)
     _text(body, "trigger_id", limit=MAX_ID_CHARS)
-    _text(body, "response_url", limit=MAX_ID_CHARS)
+    _url(body, "response_url")
     _object(body, "container")
     _object(body, "message")
     view = _object(body, "view", required=kind == "view_submission")
     if view is not None:
-        for key in ("id", "type", "callback_id", "hash", "app_installed_team_id", "team_id"):
-            _text(view, key, required=kind == "view_submission" and key == "callback_id")
+        for key in ("id", "callback_id", "hash", "app_installed_team_id", "team_id"):
+            required = kind == "view_submission" and key == "callback_id"
+            _text(view, key, required=required, limit=MAX_ID_CHARS)
+        # Bolt reads a workflow step's own fields for any other view type.
+        if view.get("type") not in VIEW_TYPES and (kind == "view_submission" or "type" in view):
+            raise Malformed("the view must be a modal or the Home tab")
         _text(view, "private_metadata", limit=3_000)
         _objects(view, "blocks")
         state = _object(view, "state")
@@ -309,7 +315,7 @@ def _common(body: dict[str, Any]) -> None:
         for key in ("team_id", "enterprise_id", "user_id"):
             _text(authorization, key, limit=MAX_ID_CHARS)
     for response_url in body.get("response_urls") or []:
-        _text(response_url, "response_url", limit=MAX_ID_CHARS)
+        _url(response_url, "response_url")
     if body.get("is_ext_shared_channel") not in (None, True, False):
         raise Malformed("is_ext_shared_channel must be a boolean")
     if "function_execution_id" in body or "function_data" in body:
@@ -335,6 +341,20 @@ def _text(
     if limit is not None and len(value) > limit:
         raise Malformed(f"{key} is too long")
     return value
+
+
+def _url(container: dict[str, Any], key: str) -> None:
+    """Slack's response URLs are https links (plain http on a test host)."""
+    value = _text(container, key, limit=MAX_ID_CHARS)
+    if not value:
+        return
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("https", "http") and bool(parts.hostname)
+    except ValueError:  # a bracketed host that is not an IPv6 address, for one
+        valid = False
+    if not valid:
+        raise Malformed(f"{key} is not a URL")
 
 
 def _object(container: dict[str, Any], key: str, *, required: bool = False) -> dict | None:
