@@ -21,13 +21,12 @@ from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse
 from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.intake import Envelope, bolt_request
 from bot.views.commands import not_registered_message
 from core.analysis import Analysis, AnalysisError, analyse
 from core.errors import NotRegistered
+from core.jobs import PORTAL_UNAVAILABLE
 from core.records import RequestRecord, UserRecord
 from core.wiring import Core
 
@@ -46,8 +45,6 @@ PORTAL_DOWN = (
     "dbquery can't reach its database just now, so nothing was stored. "
     "Try again in a minute or two."
 )
-# What the portal database raises when it is down or unreachable (not a bug in a query).
-PORTAL_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 
 log = logging.getLogger("dbquery.bot")
 
