@@ -62,10 +62,14 @@ class Worker:
         now = datetime.now(UTC)
         common = {"max_instances": 1, "coalesce": True}
         self.scheduler.add_job(
-            self.retry_deliveries, "interval", seconds=30, id="deliveries", **common
+            _quiet_when_portal_down(self.retry_deliveries),
+            "interval",
+            seconds=30,
+            id="deliveries",
+            **common,
         )
         self.scheduler.add_job(
-            self.send_reminders,
+            _quiet_when_portal_down(self.send_reminders),
             "interval",
             seconds=60,
             id="reminders",
@@ -74,10 +78,19 @@ class Worker:
         if self.requests.leases.shared:
             # Another replica may die mid-execution: its leases free up and this one fails them.
             self.scheduler.add_job(
-                self.recover_interrupted, "interval", seconds=60, id="recovery", **common
+                _quiet_when_portal_down(self.recover_interrupted),
+                "interval",
+                seconds=60,
+                id="recovery",
+                **common,
             )
         self.scheduler.add_job(
-            self.cleanup_tokens, "interval", hours=1, id="cleanup", next_run_time=now, **common
+            _quiet_when_portal_down(self.cleanup_tokens),
+            "interval",
+            hours=1,
+            id="cleanup",
+            next_run_time=now,
+            **common,
         )
         self.scheduler.start()
         self._stopping.clear()
@@ -249,3 +262,20 @@ class Worker:
             call(*args)
         except Exception:
             log.exception("%s failed", getattr(call, "__name__", "notification"))
+
+
+def _quiet_when_portal_down(job: Callable[[], int]) -> Callable[[], int]:
+    """The job, logging one line instead of a traceback while the portal database is down
+    (the job runs again at its next tick)."""
+
+    def run() -> int:
+        try:
+            return job()
+        except PORTAL_UNAVAILABLE as exc:
+            log.warning(
+                "%s: the portal database did not answer (%s)", job.__name__, type(exc).__name__
+            )
+            return 0
+
+    run.__name__ = job.__name__
+    return run
