@@ -125,6 +125,23 @@ def parse_envelope(content_type: str, raw: bytes) -> Answer | Envelope:
     return Envelope(body, text)
 
 
+def check_socket_payload(kind: str, payload: Any) -> bool:
+    """Whether a Socket Mode envelope's payload goes to Bolt: the same allow-list and shape
+    checks as over HTTP (the signature is the WebSocket's own authentication there)."""
+    if not isinstance(payload, dict):
+        raise Malformed("the envelope has no payload object")
+    _check_depth(payload)
+    if kind == "slash_commands":
+        if not all(isinstance(value, str) for value in payload.values()):
+            raise Malformed("a slash command's fields are strings")
+        return _command(payload)
+    if kind == "interactive":
+        return _interactivity(payload)
+    if kind == "events_api":
+        return _events_api(payload)
+    return False
+
+
 def bolt_request(
     envelope: Envelope, headers: Mapping[str, Any], context: dict[str, Any] | None = None
 ) -> BoltRequest:
@@ -397,6 +414,7 @@ __all__ = [
     "Malformed",
     "admit",
     "bolt_request",
+    "check_socket_payload",
     "parse_envelope",
     "signature_is_valid",
 ]

@@ -18,7 +18,6 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from slack_bolt import App
-from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.starlette.handler import to_starlette_response
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
@@ -36,6 +35,7 @@ from bot.context import Services
 from bot.intake import MAX_BODY_BYTES, Answer, admit, bolt_request
 from bot.metrics import CONTENT_TYPE, Metrics, SlackErrorCounter
 from bot.notifier import SlackNotifier
+from bot.socket_mode import SocketModeReceiver
 from core.jobs import Worker
 from core.settings import Settings
 from core.wiring import Core, build_core
@@ -215,10 +215,8 @@ def run(settings: Settings, host: str, port: int) -> int:
         return 2
     socket_mode = None
     if settings.slack_app_token:
-        socket_mode = SocketModeHandler(
-            runtime.bolt_app,
-            settings.slack_app_token.get_secret_value(),
-            web_client=runtime.client,
+        socket_mode = SocketModeReceiver(
+            runtime.bolt_app, settings.slack_app_token.get_secret_value(), runtime.client
         )
         socket_mode.connect()
         log.info("receiving Slack payloads over Socket Mode")
