@@ -74,6 +74,8 @@ class RefreshingSocketModeServer:
             "payload": payload,
         }
         with self._changed:
+            # After a connection dropped without warning, wait for the app to reconnect.
+            self._changed.wait_for(lambda: any(c.open for c in self._connections), timeout=15)
             connection = next(c for c in reversed(self._connections) if c.open)
             self.sent_on[envelope_id] = connection.number
             self.sent_at[envelope_id] = time.perf_counter()
@@ -90,6 +92,12 @@ class RefreshingSocketModeServer:
         timer.daemon = True
         timer.start()
 
+    def drop(self) -> None:
+        """Close the newest connection without warning, as a network failure would."""
+        with self._changed:
+            connection = next(c for c in reversed(self._connections) if c.open)
+        self._close(connection)
+
     def wait_acks(self, envelope_ids: list[str], timeout: float = 15) -> None:
         with self._changed:
             self._changed.wait_for(lambda: all(e in self.acked_at for e in envelope_ids), timeout)
@@ -103,6 +111,7 @@ class RefreshingSocketModeServer:
     def _close(self, connection: _Connection) -> None:
         with self._changed:
             connection.open = False
+            self._changed.notify_all()
         try:
             self._write(connection, 0x8, struct.pack("!H", 1000))
         except OSError:

@@ -76,6 +76,8 @@ def test_a_timestamp_that_is_not_an_integer_is_a_plain_401(bot: BotServer, times
     )
     assert response.status_code == 401
     assert "Traceback" not in response.text
+    metrics = bot.sender.http.get(bot.url + "/metrics").text
+    assert 'dbquery_slack_requests_refused_total{status="401"}' in metrics
 
 
 @pytest.mark.parametrize("missing", ["X-Slack-Request-Timestamp", "X-Slack-Signature"])
@@ -153,6 +155,13 @@ def test_an_envelope_of_the_wrong_shape_is_a_400_before_bolt_sees_it(
 ):
     response = bot.sender.payload(click_payload(bot, **changes))
     assert response.status_code == 400, response.text
+
+
+def test_url_verification_is_answered_with_its_challenge(bot: BotServer):
+    body = json.dumps({"type": "url_verification", "challenge": "c-123", "token": "t"})
+    response = bot.sender.post(body, "application/json")
+    assert response.status_code == 200
+    assert "c-123" in response.text
 
 
 def test_a_payload_nobody_listens_for_is_acknowledged(bot: BotServer):
