@@ -26,18 +26,17 @@ from urllib.parse import parse_qsl, urlsplit
 
 from slack_bolt import BoltRequest
 
-# Slack's own limit for interactivity payloads is far below this; a view with every field full
-# is a few hundred kilobytes.
+# Generous for Slack: a modal with every input at Slack's length limit is far smaller.
 MAX_BODY_BYTES = 1_000_000
 MAX_DEPTH = 48
 MAX_FORM_FIELDS = 64
-# Slack refuses requests whose timestamp is more than five minutes off (replay protection).
+# Slack's advice: refuse a timestamp more than five minutes off (replay protection).
 MAX_CLOCK_SKEW_S = 300
 SLACK_ID = re.compile(r"[A-Z0-9]{2,32}")
 # Slack's identifiers and names: action and block ids are up to 255 characters.
 MAX_ID_CHARS = 255
 
-COMMAND = "/dbquery"  # the listeners' slash command (bot.listeners.commands.COMMAND)
+COMMAND = "/dbquery"  # the slash command bot.listeners.commands registers
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 
