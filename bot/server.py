@@ -161,7 +161,9 @@ def create_http_app(
     return api
 
 
-def mount_slack_events(api: FastAPI, bolt_app: App, secret: str, metrics: Metrics) -> None:
+def mount_slack_events(
+    api: FastAPI, bolt_app: App, secret: str, metrics: Metrics | None = None
+) -> None:
     """POST /slack/events: checked by bot.intake (signature, then shape), then Bolt.
 
     Bolt's dispatch is synchronous; a portal query in the middleware would stall every other
@@ -177,7 +179,7 @@ def mount_slack_events(api: FastAPI, bolt_app: App, secret: str, metrics: Metric
             else Answer(413, "the body is too large")
         )
         if isinstance(verdict, Answer):
-            if verdict.status != 200:
+            if verdict.status != 200 and metrics is not None:
                 metrics.slack_request_refused(verdict.status)
                 log.debug("refused a Slack request (%d): %s", verdict.status, verdict.text)
             return PlainTextResponse(verdict.text, status_code=verdict.status)
