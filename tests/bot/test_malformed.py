@@ -8,11 +8,25 @@ import hmac
 import json
 import logging
 import time
+from collections import Counter
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from slack_bolt.request.payload_utils import (
+    to_action,
+    to_command,
+    to_event,
+    to_message,
+    to_options,
+    to_shortcut,
+    to_step,
+    to_view,
+)
 
+from bot.intake import Answer, Malformed, bolt_request, parse_envelope
 from tests.bot.conftest import SIGNING_SECRET, BotServer, query_form, sign
 
 FORM = "application/x-www-form-urlencoded"
@@ -242,3 +256,129 @@ def test_a_nul_byte_in_a_slash_command_is_answered_privately(bot: BotServer):
     response, _ = bot.sender.command("U0ANN", "status \x00abc")
     assert response.status_code == 200
     assert "NUL" in response.json()["text"]
+
+
+# --- whatever passes the intake, Bolt can read ---------------------------------------------------
+
+KEYS = (
+    "type", "user", "id", "team", "team_id", "enterprise", "enterprise_id", "actions",
+    "action_id", "block_id", "value", "view", "callback_id", "state", "values", "blocks",
+    "private_metadata", "event", "channel", "authorizations", "response_url", "trigger_id",
+    "workflow_step", "user_team", "tab",
+)  # fmt: skip
+WORDS = ("workflow_step", "modal", "home", "U0MO", "T0FAKE", "block_actions", "approve_request")
+JUNK = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=4) | st.sampled_from(WORDS),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner),
+    max_leaves=8,
+)
+
+
+def good_or_junk(good: Any) -> st.SearchStrategy:
+    """Usually what Slack sends, sometimes anything at all."""
+    return st.one_of(st.just(good), st.just(good), JUNK)
+
+
+def shaped(required: dict[str, Any], **optional: Any) -> st.SearchStrategy:
+    """An object shaped as Slack sends it, each field usually right, sometimes anything."""
+    return good_or_junk_strategy(
+        st.fixed_dictionaries(
+            {key: good_or_junk(value) for key, value in required.items()},
+            optional={key: good_or_junk(value) for key, value in optional.items()},
+        )
+    )
+
+
+def good_or_junk_strategy(good: st.SearchStrategy) -> st.SearchStrategy:
+    return st.one_of(good, good, JUNK)
+
+
+TEAM = {"id": "T0FAKE", "domain": "fake"}
+COMMON = {
+    "team": shaped(TEAM, enterprise_id="E0ORG"),
+    "enterprise": good_or_junk(None),
+    "channel": shaped({"id": "DU0MO"}),
+    "authorizations": good_or_junk_strategy(
+        st.lists(shaped({"team_id": "T0FAKE"}, enterprise_id="E0", user_id="U0B"), max_size=2)
+    ),
+    "response_url": good_or_junk("https://hooks.slack.com/actions/1"),
+    "trigger_id": good_or_junk("trigger-1"),
+    "container": shaped({"type": "message"}),
+    "is_ext_shared_channel": good_or_junk(False),
+    "message": shaped({"ts": "1.1"}),
+}
+USER = shaped({"id": "U0MO"}, team_id="T0FAKE")
+VIEW = {"id": "V1", "type": "modal", "callback_id": "submit_request"}
+INTERACTIONS = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "type": good_or_junk("block_actions"),
+            "user": USER,
+            "actions": good_or_junk_strategy(
+                st.lists(
+                    shaped({"action_id": "approve_request"}, value="x", block_id="b"),
+                    min_size=1,
+                    max_size=2,
+                )
+            ),
+        },
+        optional={**COMMON, "view": shaped({"id": "V1", "type": "home"})},
+    ),
+    st.fixed_dictionaries(
+        {
+            "type": good_or_junk("view_submission"),
+            "user": USER,
+            "view": shaped(VIEW, state={"values": {}}, private_metadata="", blocks=[]),
+        },
+        optional=COMMON,
+    ),
+    st.fixed_dictionaries(
+        {"type": good_or_junk("block_suggestion"), "user": USER, "action_id": st.just("target")},
+        optional={**COMMON, "view": shaped(VIEW)},
+    ),
+)
+EVENTS = st.fixed_dictionaries(
+    {
+        "type": good_or_junk("event_callback"),
+        "event": shaped({"type": "app_home_opened", "user": "U0MO"}, tab="home"),
+    },
+    optional={
+        "team_id": good_or_junk("T0FAKE"),
+        "authorizations": COMMON["authorizations"],
+        "is_ext_shared_channel": COMMON["is_ext_shared_channel"],
+        "enterprise": COMMON["enterprise"],
+    },
+)
+
+
+def test_whatever_the_intake_admits_bolt_can_read():
+    seen: Counter[str] = Counter()
+
+    @settings(max_examples=600, derandomize=True, database=None, deadline=None)
+    @given(payload=st.one_of(INTERACTIONS, EVENTS))
+    def admitted_payloads_parse_in_bolt(payload: dict[str, Any]) -> None:
+        if payload.get("type") == "event_callback" or "event" in payload:
+            raw, content_type = json.dumps(payload), "application/json"
+        else:
+            raw, content_type = urlencode({"payload": json.dumps(payload)}), FORM
+        try:
+            verdict = parse_envelope(content_type, raw.encode())
+        except Malformed:
+            seen["refused"] += 1
+            return
+        if isinstance(verdict, Answer):
+            assert verdict.status == 200
+            seen["ignored"] += 1
+            return
+        seen["dispatched"] += 1
+        # What Bolt computes for every request (its context), and for every listener and
+        # middleware it runs (build_required_kwargs).
+        body = bolt_request(verdict, {"content-type": content_type}).body
+        for extract in (
+            to_options, to_shortcut, to_action, to_view, to_command, to_event, to_message, to_step
+        ):  # fmt: skip
+            extract(body)
+
+    admitted_payloads_parse_in_bolt()
+    # A generator that only ever produced refusals would make this property vacuous.
+    assert seen["dispatched"] >= 50 and seen["refused"] >= 50, seen
