@@ -177,7 +177,6 @@ def _form(text: str) -> tuple[dict[str, Any], bool]:
         pairs = parse_qsl(
             text,
             keep_blank_values=True,
-            strict_parsing=True,
             errors="strict",
             max_num_fields=MAX_FORM_FIELDS,
         )
