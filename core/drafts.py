@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from core.analysis import Analysis, AnalysisError, analyse
+from core.analysis import Analysis, AnalysisError
+from core.analysis_sandbox import analyse_isolated
 from core.catalogue import Instance
 from core.errors import InvalidSubmission
 from core.requests import RequestService, Submission
@@ -16,6 +17,6 @@ def analyse_draft(requests: RequestService, submission: Submission) -> tuple[Ins
     instance, _database = requests._resolve_target(submission.target)
     content, field = requests._content_of(submission)
     try:
-        return instance, analyse(instance.type.value, content, submission.submission_type)
+        return instance, analyse_isolated(instance.type.value, content, submission.submission_type)
     except AnalysisError as exc:
         raise InvalidSubmission(field, str(exc)) from None

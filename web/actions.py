@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.analysis import Analysis, AnalysisError, analyse
+from core.analysis import Analysis, AnalysisError
+from core.analysis_sandbox import analyse_isolated
 from core.errors import InvalidSubmission, NotAllowed
 from core.records import RequestRecord, UserRecord
 from core.requests import SCRIPT_MAX_BYTES, Submission
@@ -26,9 +27,10 @@ def visible_request(web: WebSurface, user: UserRecord, request_id: str) -> Reque
 
 
 def analysis_of(request: RequestRecord) -> Analysis | None:
-    """The request's analysis as the approver sees it; None when it no longer parses."""
+    """The request's analysis as the approver sees it (parsed in core's sandbox, like every
+    submitted text); None when it cannot be analysed any more."""
     try:
-        return analyse(request.database_type, request.content, request.submission_type)
+        return analyse_isolated(request.database_type, request.content, request.submission_type)
     except AnalysisError:
         return None
 
