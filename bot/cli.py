@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from core.auth import set_password
 from core.catalogue import Catalogue, Instance, load_catalogue
 from core.errors import CredentialsError, DbqueryError
 from core.lifecycle import Role, Status
@@ -59,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     link = users.add_parser("link-slack", help="link a user to a Slack user id")
     link.add_argument("--email", required=True)
     link.add_argument("--slack-id", required=True)
+    password = users.add_parser(
+        "set-password", help="set a user's web password (read from the terminal or stdin)"
+    )
+    password.add_argument("--email", required=True)
 
     requests = sub.add_parser("requests", help="inspect requests").add_subparsers(
         dest="requests_command", required=True, parser_class=Parser, metavar="COMMAND"
@@ -73,9 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    serve: Callable[[Settings, str, int], int] | None = None,
+) -> int:
+    """Run one command. `serve` runs `dbquery serve` (the Slack-only server when not given)."""
     try:
         args = build_parser().parse_args(argv)
+        args.server = serve
         settings = load_settings()
         logging.basicConfig(
             level=settings.log_level.upper(),
@@ -123,7 +134,7 @@ def cmd_serve(args, settings: Settings) -> int:
         raise UsageError(f"--port {args.port} is not a TCP port")
     from bot.server import run
 
-    return run(settings, host=args.host, port=args.port)
+    return (args.server or run)(settings, args.host, args.port)
 
 
 def cmd_users(args, settings: Settings) -> int:
@@ -147,12 +158,24 @@ def cmd_users(args, settings: Settings) -> int:
         ]
         _table(("EMAIL", "NAME", "ROLE", "POD", "SLACK", "STATE"), rows)
     elif args.users_command == "deactivate":
-        user = users.deactivate(args.email)
-        print(f"deactivated {user.email}")
+        user = users.set_active(args.email, False)
+        print(f"deactivated {user.email}; their web sessions were signed out")
+    elif args.users_command == "set-password":
+        user = set_password(users.sessions, args.email, _read_password())
+        print(f"password set for {user.email}; their web sessions were signed out")
     elif args.users_command == "link-slack":
         user = users.link_slack(args.email, args.slack_id)
         print(f"linked {user.email} to Slack user {user.slack_user_id}")
     return 0
+
+
+def _read_password() -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("New password: ")
+    if getpass.getpass("The same again: ") != first:
+        raise UsageError("the two passwords differ")
+    return first
 
 
 def cmd_requests(args, settings: Settings) -> int:

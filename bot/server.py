@@ -207,7 +207,13 @@ def stop_worker(worker: Worker) -> None:
     log.info("worker stopped; no request is executing")
 
 
-def run(settings: Settings, host: str, port: int) -> int:
+def run(
+    settings: Settings,
+    host: str,
+    port: int,
+    extend: Callable[[FastAPI, Runtime], None] | None = None,
+) -> int:
+    """Serve until stopped. `extend` adds other routes to the HTTP app (the web portal)."""
     # The dispatcher runs every 2 seconds; APScheduler would log each run at INFO.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
@@ -232,6 +238,8 @@ def run(settings: Settings, host: str, port: int) -> int:
         metrics=runtime.metrics,
         on_shutdown=cleanup,
     )
+    if extend is not None:
+        extend(http_app, runtime)
     uvicorn.run(
         http_app,
         host=host,

@@ -198,6 +198,33 @@ def check_password_rules(password: str, email: str) -> None:
         )
 
 
+def set_password(
+    sessions: Sessions,
+    email: str,
+    password: str,
+    hasher: PasswordHasher | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> UserRecord:
+    """Hash and store a user's password (argon2id) and end their web sessions.
+
+    Needs no signing secret, so `dbquery users set-password` works before the web is set up.
+    """
+    with sessions() as session:
+        user = repo.user_by_email(session, (email or "").strip())
+        if user is None:
+            raise InvalidSubmission("email", f"no user with email {email}")
+        email = user.email
+    check_password_rules(password, email)
+    hashed = (hasher or PasswordHasher()).hash(password)
+    with sessions.begin() as session:
+        user = repo.user_by_email(session, email)
+        user.password_hash = hashed
+        now = clock()
+        auth_repo.revoke_all_refresh_tokens(session, user.id, now)
+        auth_repo.invalidate_user_tokens(session, user.id, now)
+        return UserRecord.of(user)
+
+
 class AuthService:
     def __init__(
         self,
@@ -386,18 +413,9 @@ class AuthService:
 
     def set_password(self, email: str, password: str) -> UserRecord:
         """Set a user's password; their existing sessions end (a password change)."""
-        with self.sessions() as session:
-            user = repo.user_by_email(session, (email or "").strip())
-            if user is None:
-                raise InvalidSubmission("email", f"no user with email {email}")
-            email = user.email
-        check_password_rules(password, email)
-        hashed = self.hasher.hash(password)
-        with self.sessions.begin() as session:
-            user = repo.user_by_email(session, email)
-            user.password_hash = hashed
-            self.invalidate_in(session, user.id)
-            return UserRecord.of(user)
+        user = set_password(self.sessions, email, password, self.hasher, self.clock)
+        self.forget_verified()
+        return user
 
     # --- throttling ----------------------------------------------------------------------
 

@@ -12,10 +12,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SLACK = {"slack_bolt", "slack_sdk"}
 SLACK_AND_WEB = SLACK | {"fastapi", "uvicorn", "starlette", "prometheus_client"}
 FORBIDDEN = {
-    "bot": {"web"},
-    "web": {"bot"} | SLACK,
-    "core": {"bot"} | SLACK_AND_WEB,
-    "db": {"bot", "core"} | SLACK_AND_WEB,
+    "bot": {"web", "app"},
+    "web": {"bot", "app"} | SLACK,
+    "core": {"bot", "web", "app"} | SLACK_AND_WEB,
+    "db": {"bot", "web", "app", "core"} | SLACK_AND_WEB,
 }
 
 

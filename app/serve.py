@@ -1,0 +1,46 @@
+"""`dbquery serve`: Slack's routes, the web portal and API, health, metrics and the worker in
+one process and one HTTP app."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+import web
+from bot.server import Runtime
+from bot.server import run as run_slack_server
+from core.auth import resolve_jwt_secret
+from core.events import Event, EventKind, LifecycleEvent
+from core.settings import Settings
+
+log = logging.getLogger("dbquery.serve")
+
+
+def add_web(settings: Settings):
+    """What `serve` adds to Slack's HTTP app: the portal and its API (unless DBQUERY_WEB=off)."""
+
+    def extend(http_app: FastAPI, runtime: Runtime) -> None:
+        if not settings.web:
+            log.info("the web portal is off (DBQUERY_WEB=off)")
+            return
+        web.install(http_app, runtime.core, settings)
+        # An approval on the web starts the run at once, as a click in Slack does.
+        runtime.core.events.subscribe("wake the worker", _waker(runtime))
+        log.info("web portal at %s", settings.public_url or "/")
+
+    return extend
+
+
+def _waker(runtime: Runtime):
+    def wake(event: Event) -> None:
+        if isinstance(event, LifecycleEvent) and event.kind == EventKind.APPROVED:
+            runtime.worker.wake()
+
+    return wake
+
+
+def run(settings: Settings, host: str, port: int) -> int:
+    if settings.web:
+        resolve_jwt_secret(settings)  # a missing or short secret stops here, before Slack
+    return run_slack_server(settings, host, port, extend=add_web(settings))
