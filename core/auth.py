@@ -198,6 +198,14 @@ def check_password_rules(password: str, email: str) -> None:
         )
 
 
+def forget_expired_sign_ins(sessions: Sessions, now: datetime | None = None) -> int:
+    """Delete sign-in links past their time and throttling rows nobody failed for a while."""
+    now = now or utcnow()
+    with sessions.begin() as session:
+        removed = auth_repo.delete_expired_links(session, now)
+        return removed + auth_repo.delete_stale_throttles(session, now - FAILURE_WINDOW - MAX_LOCK)
+
+
 def set_password(
     sessions: Sessions,
     email: str,

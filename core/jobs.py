@@ -13,6 +13,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from core.auth import forget_expired_sign_ins
 from core.errors import InvalidTransition
 from core.notify import Notifier
 from core.records import RequestRecord
@@ -251,7 +252,7 @@ class Worker:
         return len(due)
 
     def cleanup_tokens(self) -> int:
-        removed = self.requests.expire_tokens()
+        removed = self.requests.expire_tokens() + forget_expired_sign_ins(self.core.sessions)
         if removed:
             log.info("removed %d expired token rows", removed)
         return removed

@@ -202,3 +202,9 @@ def throttle_for_update(session: Session, key: str, now: datetime) -> LoginThrot
 
 def clear_throttle(session: Session, key: str) -> None:
     session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
+
+
+def delete_stale_throttles(session: Session, failed_before: datetime) -> int:
+    return session.execute(
+        delete(LoginThrottle).where(LoginThrottle.last_failure_at < failed_before)
+    ).rowcount
