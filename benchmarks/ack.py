@@ -131,6 +131,7 @@ def start_serve(
         "SLACK_BOT_TOKEN": TOKEN,
         "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_API_URL": fake.api_url,
+        "DBQUERY_JWT_SECRET": "ack-benchmark-jwt-secret-" + "x" * 32,
     }
     decided = prepare_portal(env)
     port = free_port()

@@ -157,7 +157,8 @@ def resolve_jwt_secret(settings: Settings) -> bytes:
     if url.get_backend_name() != "sqlite":
         raise ConfigError(
             "set DBQUERY_JWT_SECRET (at least 32 bytes, e.g. `openssl rand -hex 32`): every "
-            "replica sharing a PostgreSQL portal must sign web sessions with the same secret"
+            "replica sharing a PostgreSQL portal must sign web sessions with the same secret "
+            "(or set DBQUERY_WEB=off to serve Slack alone)"
         )
     if not url.database or url.database == ":memory:":
         return secrets.token_bytes(SECRET_MIN_BYTES)

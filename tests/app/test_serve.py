@@ -119,6 +119,7 @@ def test_a_postgresql_portal_needs_a_signing_secret(
     env = serve_env(
         tmp_path, pg_url_for(make_pg_database(), "psycopg"), target_database, fake_slack.api_url
     )
+    del env["DBQUERY_JWT_SECRET"]
     prepare_portal(env)
     result = dbquery(env, "serve", "--port", str(free_port()))
     assert result.returncode == 2

@@ -41,6 +41,8 @@ def serve_env(
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_API_URL": slack_api_url,
         TARGET_SECRET_ENV: '{"username": "postgres", "password": ""}',
+        # Signs web sessions; `serve` requires it with a PostgreSQL portal.
+        "DBQUERY_JWT_SECRET": "serve-test-jwt-secret-" + "x" * 32,
         **extra,
     }
     if signing_secret is not None:
