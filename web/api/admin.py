@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Literal
 
 from fastapi import APIRouter, Request, status
@@ -66,8 +67,8 @@ def stats(admin: CurrentAdmin, request: Request, days: int = 30) -> dict:
         "days": [d.isoformat() for d in result.days],
         "per_day": result.per_day,
         "totals": result.totals,
-        "time_to_decision_s": result.decision.__dict__,
-        "execution_time_s": result.execution.__dict__,
+        "time_to_decision_s": asdict(result.decision),
+        "execution_time_s": asdict(result.execution),
         "busiest_instances": [{"name": n, "requests": c} for n, c in result.busiest_instances],
         "busiest_requesters": [{"email": e, "requests": c} for e, c in result.busiest_requesters],
     }

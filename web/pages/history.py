@@ -6,6 +6,7 @@ import csv
 import io
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
@@ -68,7 +69,7 @@ def history(request: Request, user: CurrentUser) -> Response:
         user,
         listing=listing,
         filters=params,
-        query_string=str(request.query_params.__class__(params)),
+        query_string=urlencode(params),
         instances=web.core.catalogue.instances,
         pods=web.core.catalogue.pods,
     )
