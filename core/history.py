@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, false, or_, select, text
+from sqlalchemy import and_, false, null, or_, select, text
 from sqlalchemy.orm import Bundle, aliased
 
 from core.errors import InvalidSubmission
@@ -209,17 +209,20 @@ class HistoryService:
 Requester = aliased(User, name="requester")
 
 
-def _columns(name: str, entity, leave_out: frozenset[str] = frozenset()) -> Bundle:
-    columns = [c.key for c in entity.__table__.columns if c.key not in leave_out]
-    return Bundle(name, *(getattr(entity, key) for key in columns))
+def _listed_request_columns() -> Bundle:
+    # A listing never shows a script's text (up to 1 MB each) nor the result summary: they
+    # are not read, and listed records carry None for them (`get` a request for everything).
+    columns = [
+        getattr(QueryRequest, c.key) if c.key not in LEFT_OUT_OF_LISTINGS else null().label(c.key)
+        for c in QueryRequest.__table__.columns
+    ]
+    return Bundle("request", *columns)
 
 
-# A listing never shows a script's text (up to 1 MB each) nor the result summary; listed
-# records carry None for them (`get` a request for everything).
 LEFT_OUT_OF_LISTINGS = frozenset({"script_content", "execution_result"})
 # Plain column bundles rather than ORM entities: a listing reads rows, it changes none, and
 # skipping the identity map halves the time spent building a page.
-_REQUEST = _columns("request", QueryRequest, LEFT_OUT_OF_LISTINGS)
+_REQUEST = _listed_request_columns()
 _REQUESTER = Bundle("requester", *(getattr(Requester, f.name) for f in fields(UserRecord)))
 
 
@@ -229,18 +232,8 @@ def _with_people():
     return select(_REQUEST, _REQUESTER).join(Requester, QueryRequest.user_id == Requester.id)
 
 
-class _Listed:
-    """A listed request row, answering None for the columns listings leave out."""
-
-    def __init__(self, row) -> None:
-        self._row = row
-
-    def __getattr__(self, name: str):
-        return None if name in LEFT_OUT_OF_LISTINGS else getattr(self._row, name)
-
-
 def _record(row) -> RequestRecord:
-    return RequestRecord.of(_Listed(row.request), row.requester, None)
+    return RequestRecord.of(row.request, row.requester, None)
 
 
 def _plan_for_these_values(session) -> None:
