@@ -1395,12 +1395,15 @@ class _Parser:
             if param.required:
                 raise self.fail(site.close, param.name)
         for (token, value), param in zip(site.args, params, strict=False):
+            # `find(null, {a: 1})`: null stands for an optional argument left out.
+            if value is None and not param.required:
+                continue
             if not _shape_ok(param.shape, value):
                 raise self.fail(token, f"{_SHAPE_WORDS[param.shape]} for {param.name}")
         return [value for _, value in site.args] + [None] * (len(params) - len(site.args))
 
     def options(self, site: _Site, index: int, allowed: Mapping[str, str]) -> _Options:
-        if index >= len(site.args):
+        if index >= len(site.args) or site.args[index][1] is None:
             return _Options()
         token, value = site.args[index]
         return self.option_values(token, value, allowed)
