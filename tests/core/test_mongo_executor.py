@@ -846,7 +846,8 @@ def test_find_and_modify_family_changes_one_document_and_reports_it(
         "{sort: {n: -1}, returnDocument: 'after', projection: {n: 1}})\n"
         f"db.{c}.findOneAndReplace({{_id: 9}}, {{_id: 9, n: 9}}, {{upsert: true}})\n"
         f"db.{c}.findOneAndDelete({{n: 1}})\n"
-        f"db.{c}.findAndModify({{query: {{_id: 2}}, update: {{$set: {{seen: true}}}}, new: true}})\n"
+        f"db.{c}.findAndModify({{query: {{_id: 2}}, update: {{$set: {{seen: true}}}}, "
+        "new: true})\n"
         f"db.{c}.findAndModify({{query: {{_id: 3}}, remove: true}})\n"
         f"db.{c}.findOneAndDelete({{n: 12345}})",
         submission_type="script",
