@@ -316,7 +316,7 @@ _READ_PREFERENCES: dict[str, Callable[..., Any]] = {
 def _read_preference(mode: Any, tags: Any = None) -> Any:
     if isinstance(mode, dict) and "mode" in mode and set(mode) <= {"mode", "tags"}:
         mode, tags = mode["mode"], mode.get("tags")
-    if mode not in _READ_PREFERENCES:
+    if not isinstance(mode, str) or mode not in _READ_PREFERENCES:
         raise _BadOption(f"a read preference: {', '.join(_READ_PREFERENCES)}")
     if tags is None or mode == "primary":
         return _READ_PREFERENCES[mode]()
@@ -516,6 +516,11 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "0
 _EXTRA_SPACES = "\u00a0\ufeff\u2028\u2029\u202f"
 
 
+def _is_digit(ch: str) -> bool:
+    # str.isdigit() accepts '²' and other digits int() and float() refuse.
+    return len(ch) == 1 and "0" <= ch <= "9"
+
+
 def _is_ident_start(ch: str) -> bool:
     return ch.isalpha() or ch in "_$"
 
@@ -572,8 +577,8 @@ class _Lexer:
         if ch in _QUOTES:
             return self._string(_QUOTES[ch])
         # `.5` is a number, but in `items.0.qty` the '.' separates path parts.
-        leading_dot = ch == "." and self.text[start + 1 : start + 2].isdigit()
-        if ch.isdigit() or (leading_dot and dot_number_allowed):
+        leading_dot = ch == "." and _is_digit(self.text[start + 1 : start + 2])
+        if _is_digit(ch) or (leading_dot and dot_number_allowed):
             return self._number()
         if _is_ident_start(ch):
             while self.pos < len(self.text) and _is_ident_part(self.text[self.pos]):
@@ -662,7 +667,9 @@ class _Lexer:
             self._digits()
             is_float = False
             # '.' belongs to the number only before a digit, so `items.0.qty` stays a path.
-            if text[self.pos : self.pos + 1] == "." and text[self.pos + 1 : self.pos + 2].isdigit():
+            if text[self.pos : self.pos + 1] == "." and _is_digit(
+                text[self.pos + 1 : self.pos + 2]
+            ):
                 is_float = True
                 self.pos += 1
                 self._digits()
@@ -671,7 +678,7 @@ class _Lexer:
                 self.pos += 1
                 if text[self.pos : self.pos + 1] in ("+", "-"):
                     self.pos += 1
-                if not text[self.pos : self.pos + 1].isdigit():
+                if not _is_digit(text[self.pos : self.pos + 1]):
                     raise self.fail(mark, "expected digits in the exponent", "digits")
                 self._digits()
                 is_float = True
@@ -691,7 +698,7 @@ class _Lexer:
             )
 
     def _digits(self) -> None:
-        while self.pos < len(self.text) and self.text[self.pos].isdigit():
+        while self.pos < len(self.text) and _is_digit(self.text[self.pos]):
             self.pos += 1
 
     def _regex(self) -> _Token:

@@ -10,8 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from core.analysis import ADMIN, AnalysisError, analyse
+from core.executors.mongo_shell import COLLECTION_METHODS, parse, pymongo_call
 
 FUNCTION = '{body: "function(a) { return true }", args: ["$a"], lang: "js"}'
 ACCUMULATOR = (
@@ -241,3 +244,243 @@ def test_the_table_covers_every_outcome() -> None:
     outcomes = {case.outcome for case in CASES}
     assert outcomes == {"refused", "write", "read"}
     assert len(CASES) >= 15
+
+
+# --- property-based fuzzing ---------------------------------------------------------------
+#
+# A grammar of shell fragments (methods, cursor chains, literals, constructors, nesting,
+# comments, strings with escapes), plus the same fragments cut short or with characters
+# dropped in. Whatever comes out, the analysis answers with a result or an AnalysisError that
+# carries a message: never another exception.
+
+IDENTIFIERS = st.sampled_from(["a", "b", "status", "_id", "items.0.qty", "café", "$x"])
+OPERATORS = st.sampled_from(
+    [
+        "$gt",
+        "$in",
+        "$set",
+        "$inc",
+        "$match",
+        "$group",
+        "$out",
+        "$merge",
+        "$facet",
+        "$lookup",
+        "$unionWith",
+        "$expr",
+        "$where",
+        "$function",
+        "$accumulator",
+        "$regex",
+        "$exists",
+    ]
+)
+ESCAPES = st.sampled_from(
+    [
+        "\\n",
+        "\\t",
+        "\\u0024",
+        "\\x41",
+        "\\u{1F600}",
+        "\\u{110000}",
+        "\\'",
+        '\\"',
+        "\\\\",
+        "\\",
+        "\\u12",
+        "\\q",
+    ]
+)
+
+
+def _quoted(parts: list[str], quote: str) -> str:
+    return quote + "".join(parts) + quote
+
+
+STRINGS = st.builds(
+    _quoted,
+    st.lists(st.one_of(st.text(alphabet="abc $.{}'\"/", max_size=4), ESCAPES), max_size=4),
+    st.sampled_from(["'", '"', "\u201c"]),
+)
+NUMBERS = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.sampled_from(["0x1F", ".5", "1e999", "-Infinity", "NaN", "1e", "0x", "9" * 120, "12abc"]),
+)
+ATOMS = st.one_of(
+    NUMBERS,
+    STRINGS,
+    st.sampled_from(
+        [
+            "true",
+            "false",
+            "null",
+            "undefined",
+            "MinKey",
+            "MaxKey()",
+            "/ab+c/i",
+            "/x/g",
+            "new Date()",
+            "ObjectId()",
+            "function() {}",
+            "this",
+            "foo",
+        ]
+    ),
+)
+CONSTRUCTORS = st.sampled_from(
+    [
+        "ObjectId",
+        "ISODate",
+        "Date",
+        "new Date",
+        "NumberLong",
+        "NumberInt",
+        "NumberDecimal",
+        "Decimal128",
+        "Timestamp",
+        "UUID",
+        "BinData",
+        "HexData",
+        "MD5",
+        "DBRef",
+        "Code",
+        "RegExp",
+        "MinKey",
+        "Double",
+        "Nope",
+    ]
+)
+
+
+def _document(pairs: list[tuple[str, str]]) -> str:
+    return "{" + ", ".join(f"{key}: {value}" for key, value in pairs) + "}"
+
+
+def _values(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    keys = st.one_of(IDENTIFIERS, OPERATORS, STRINGS)
+    return st.one_of(
+        st.builds(_document, st.lists(st.tuples(keys, children), max_size=4)),
+        st.lists(children, max_size=4).map(lambda items: "[" + ", ".join(items) + "]"),
+        st.builds(
+            lambda name, args: f"{name}({', '.join(args)})",
+            CONSTRUCTORS,
+            st.lists(children, max_size=3),
+        ),
+    )
+
+
+VALUES = st.recursive(ATOMS, _values, max_leaves=12)
+METHODS = st.one_of(
+    st.sampled_from(COLLECTION_METHODS),
+    st.sampled_from(["save", "frob", "forEach", "runCommand", "insertOne", "find"]),
+)
+MODIFIERS = st.sampled_from(
+    [
+        "sort",
+        "limit",
+        "skip",
+        "count",
+        "explain",
+        "hint",
+        "maxTimeMS",
+        "readPref",
+        "min",
+        "pretty",
+        "toArray",
+        "forEach",
+        "next",
+        "batchSize",
+        "collation",
+        "returnKey",
+    ]
+)
+
+
+def _call(name: str, args: list[str]) -> str:
+    return f"{name}({', '.join(args)})"
+
+
+STATEMENTS = st.one_of(
+    st.builds(
+        lambda collection, method, args, chain: (
+            f"db.{collection}.{_call(method, args)}"
+            + "".join(f".{_call(name, values)}" for name, values in chain)
+        ),
+        st.sampled_from(["c", "orders", "a.b", "getCollection('x')"]),
+        METHODS,
+        st.lists(VALUES, max_size=4),
+        st.lists(st.tuples(MODIFIERS, st.lists(VALUES, max_size=2)), max_size=3),
+    ),
+    st.builds(
+        lambda method, args: f"db.{_call(method, args)}",
+        st.sampled_from(
+            [
+                "getCollectionNames",
+                "createCollection",
+                "createView",
+                "eval",
+                "getSiblingDB",
+                "adminCommand",
+                "x",
+            ]
+        ),
+        st.lists(VALUES, max_size=4),
+    ),
+    st.builds(
+        lambda verbosity, method, args: f"db.c.explain({verbosity}).{_call(method, args)}",
+        st.sampled_from(["", "true", "'executionStats'", "'queryPlanner'", "5"]),
+        METHODS,
+        st.lists(VALUES, max_size=3),
+    ),
+    st.sampled_from(["var x = 1", "for (;;) {}", "use other", "print(1)", "db", "db.", ""]),
+)
+SEPARATORS = st.sampled_from([";", "\n", "; ", " // note\n", "\n/* block */\n", " "])
+
+
+@st.composite
+def scripts(draw: st.DrawFn) -> str:
+    statements = draw(st.lists(STATEMENTS, min_size=1, max_size=4))
+    separators = draw(st.lists(SEPARATORS, min_size=len(statements), max_size=len(statements)))
+    text = "".join(s + sep for s, sep in zip(statements, separators, strict=True))
+    # Damage: cut the text short, or drop a character in somewhere.
+    damage = draw(st.sampled_from(["none", "none", "cut", "insert"]))
+    if damage == "cut" and text:
+        text = text[: draw(st.integers(0, len(text) - 1))]
+    elif damage == "insert":
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(st.sampled_from(list("{}[]()'\"/\\,:;.$`=\u00a0\n"))) + text[at:]
+    return text
+
+
+def _answers(text: str, allow_server_js: bool) -> None:
+    try:
+        analysis = analyse("mongodb", text, "script", allow_server_js=allow_server_js)
+    except AnalysisError as refused:
+        assert refused.message
+        assert refused.line is None or (refused.line >= 1 and refused.column >= 1)
+        return
+    assert analysis.statements
+    for statement in parse(text):
+        pymongo_call(statement)
+        assert statement.kind in ("read", "write", "ddl")
+
+
+# Fresh inputs every run (no example database): each run explores new ground, and a failure
+# prints the text that caused it.
+@settings(
+    max_examples=1_500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    database=None,
+)
+@given(scripts(), st.booleans())
+def test_fuzzed_shell_text_is_answered_never_crashes(text: str, allow_server_js: bool) -> None:
+    _answers(text, allow_server_js)
+
+
+@settings(max_examples=3_000, deadline=None, database=None)
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=80))
+def test_arbitrary_text_is_answered_never_crashes(text: str) -> None:
+    _answers("db.c.find(" + text, False)
+    _answers(text, True)

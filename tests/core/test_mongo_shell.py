@@ -1304,6 +1304,7 @@ REFUSED = [
     ("db.c.explain()", 1, 15, "the method to explain"),
     ("db.c.find().readPref('fastest')", 1, 22, "a read preference"),
     ("db.c.find().readConcern('strong')", 1, 25, "a read concern level"),
+    ("db.c.find().readPref({})", 1, 22, "a read preference"),
     ("db.c.find().maxTimeMS(-5)", 1, 23, "maxTimeMS: a non-negative integer"),
     ("db.c.find().batchSize('x')", 1, 23, "a non-negative integer"),
     ("db.c.find().min(5)", 1, 17, "index bounds"),
