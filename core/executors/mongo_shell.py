@@ -332,10 +332,10 @@ def _as_bound(value: Any) -> Any:
     raise _BadOption("index bounds such as {field: value}")
 
 
-def _as_batch_cursor(value: Any) -> int:
+def _as_batch_cursor(value: Any) -> int | None:
     if not isinstance(value, dict) or set(value) - {"batchSize"}:
         raise _BadOption("{batchSize: n}")
-    return _as_count(value.get("batchSize", 0))
+    return _as_count(value["batchSize"]) if "batchSize" in value else None
 
 
 def _identity(value: Any) -> Any:
@@ -361,6 +361,7 @@ _OPTION_VALUES: dict[str, Callable[[Any], Any]] = {
     "cursor": _as_batch_cursor,
     "default_language": _as_name,
     "dropTarget": _as_bool,
+    "explain": _as_bool,
     "expireAfterSeconds": _as_count,
     "fields": _as_document,
     "hidden": _as_bool,
@@ -510,7 +511,7 @@ class _Token:
 _PUNCTUATION = "{}[](),:;.-+/"
 # After these a '/' starts a regular expression rather than being an operator.
 _BEFORE_VALUE = ("(", ",", ":", "[")
-_QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019"}
+_QUOTES = {'"': '"', "'": "'", "`": "`", "\u201c": "\u201d", "\u2018": "\u2019"}
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
 # Slack and word processors turn spaces into no-break spaces; they are still spaces.
 _EXTRA_SPACES = "\u00a0\ufeff\u2028\u2029\u202f"
@@ -616,6 +617,13 @@ class _Lexer:
                 return _Token("string", "".join(chars), start, self.pos, text[start : self.pos])
             if ch == "\\":
                 chars.append(self._escape())
+            elif closing == "`" and text.startswith("${", self.pos):
+                raise self.fail(
+                    self.pos,
+                    "template placeholders ${...} are JavaScript, which is not run: write the "
+                    "value itself",
+                    "the value itself",
+                )
             else:
                 chars.append(ch)
                 self.pos += 1
@@ -1094,7 +1102,13 @@ _MODERN_NAMES = {
     "totalSize": "aggregate([{$collStats: {storageStats: {}}}])",
     "storageSize": "aggregate([{$collStats: {storageStats: {}}}])",
 }
-_DATABASE_METHODS = ("getCollectionNames", "createCollection", "createView", "getCollection")
+_DATABASE_METHODS = (
+    "getCollectionNames",
+    "getCollectionInfos",
+    "createCollection",
+    "createView",
+    "getCollection",
+)
 
 
 @dataclass
@@ -1438,7 +1452,9 @@ class _Parser:
                         ReturnDocument.AFTER if after else ReturnDocument.BEFORE
                     )
                 else:
-                    out.kwargs[allowed[key]] = _OPTION_VALUES[key](raw)
+                    converted = _OPTION_VALUES[key](raw)
+                    if converted is not None:
+                        out.kwargs[allowed[key]] = converted
             except _BadOption as exc:
                 raise self.fail(token, f"{key}: {exc}", f"expected {key}: {exc}") from None
         return out
@@ -1608,10 +1624,11 @@ class _Parser:
             options = _Options()
         else:
             pipeline, _ = self.take(site, (pipeline_param, _OPTIONS))
-            options = self.options(site, 1, _AGGREGATE)
-        self.chain(())
+            options = self.options(site, 1, {**_AGGREGATE, "explain": ""})
+        explain_option = options.kwargs.pop("", None)
+        chain = self.chain((), ("explain",))
         destinations = _write_destinations(pipeline)
-        return _Built(
+        built = _Built(
             "aggregate",
             (pipeline,),
             options.kwargs,
@@ -1621,6 +1638,12 @@ class _Parser:
             max_time_ms=options.max_time_ms,
             effects=tuple(f"writes to {where}" for where in destinations),
         )
+        if chain:
+            return self.explained(collection, chain[-1], built)
+        if explain_option:
+            # The legacy {explain: true} option asks for the plan, as explain() does.
+            return self.explain_command(collection, site.args[1][0], "queryPlanner", built)
+        return built
 
     def count_like(self, site: _Site, notes: tuple[str, ...]) -> _Built:
         filter_, _ = self.take(site, (_FILTER, _OPTIONS))
@@ -1745,9 +1768,23 @@ class _Parser:
         )
 
     def m_update(self, collection: str, site: _Site) -> _Built:
-        filter_, update, _ = self.take(site, (_REQUIRED_FILTER, _UPDATE_DOC, _OPTIONS))
-        options = self.options(site, 2, {**_UPDATE, "multi": ""})
-        multi = bool(options.kwargs.pop("", False))
+        if len(site.args) >= 3 and isinstance(site.args[2][1], bool):
+            # The shell before 2.2: update(query, update, upsert, multi) with positional booleans.
+            filter_, update, upsert, multi = self.take(
+                site,
+                (
+                    _REQUIRED_FILTER,
+                    _UPDATE_DOC,
+                    _Param("upsert", "boolean"),
+                    _Param("multi", "boolean"),
+                ),
+            )
+            options = _Options(kwargs={"upsert": True} if upsert else {})
+            multi = bool(multi)
+        else:
+            filter_, update, _ = self.take(site, (_REQUIRED_FILTER, _UPDATE_DOC, _OPTIONS))
+            options = self.options(site, 2, {**_UPDATE, "multi": ""})
+            multi = bool(options.kwargs.pop("", False))
         if _is_replacement(update):
             if multi:
                 raise self.fail(
@@ -2240,6 +2277,10 @@ class _Parser:
         if name == "getCollectionNames":
             self.take(site, ())
             return _Built("list_collection_names", (), {}, target="database", result="names")
+        if name == "getCollectionInfos":
+            (filter_,) = self.take(site, (_FILTER,))
+            kwargs = {} if filter_ is None else {"filter": filter_}
+            return _Built("list_collections", (), kwargs, target="database", result="cursor")
         if name == "createCollection":
             new_name, _ = self.take(
                 site, (_Param("the collection name", "name", required=True), _OPTIONS)

@@ -730,7 +730,7 @@ def test_legacy_insert_update_remove_run_as_todays_calls(
         f"db.{c}.insert([{{_id: 2, n: 2}}, {{_id: 3, n: 3}}, {{_id: 4, n: 4}}])\n"
         f"db.{c}.update({{n: {{$gte: 2}}}}, {{$inc: {{n: 10}}}}, {{multi: true}})\n"
         f"db.{c}.update({{_id: 1}}, {{replaced: true}})\n"
-        f"db.{c}.update({{_id: 9}}, {{$set: {{n: 9}}}}, {{upsert: true}})\n"
+        f"db.{c}.update({{_id: 9}}, {{$set: {{n: 9}}}}, true, false)\n"
         f"db.{c}.remove({{n: {{$gte: 10}}}}, {{justOne: true}})\n"
         f"db.{c}.remove({{n: 14}})",
         submission_type="script",
@@ -768,16 +768,19 @@ def test_explain_returns_the_plan_without_running_a_write(
     found = run('db.items.find({a: 1}).explain("executionStats")', database=database)
     planned = run("db.items.explain().remove({a: 1})", database=database)
     aggregated = run("db.items.explain().aggregate([{$match: {a: 2}}])", database=database)
+    legacy = run("db.items.aggregate([{$match: {a: 2}}], {explain: true})", database=database)
 
     assert "queryPlanner" in found.columns and found.row_count == 1
     assert found.statements[0].kind == planned.statements[0].kind == "read"
-    assert aggregated.row_count == 1
+    assert aggregated.row_count == legacy.row_count == 1
     explains = [command for name, command in recorder.commands if name == "explain"]
     assert [command["verbosity"] for command in explains] == [
         "executionStats",
         "queryPlanner",
         "queryPlanner",
+        "queryPlanner",
     ]
+    assert explains[2]["explain"] == explains[3]["explain"]
     assert explains[0]["explain"] == {"find": "items", "filter": {"a": 1}}
     assert explains[1]["explain"]["deletes"] == [{"q": {"a": 1}, "limit": 0}]
     assert client[database]["items"].count_documents({}) == 3
@@ -990,12 +993,16 @@ def test_collections_and_views_are_created_renamed_listed_and_dropped(
         "db.createView('open_orders', 'orders', [{$match: {s: 'open'}}])\n"
         "db.orders.renameCollection('orders2')\n"
         "db.log.drop()\n"
+        "db.getCollectionInfos({name: 'open_orders'})\n"
         "db.getCollectionNames()",
         submission_type="script",
         database=database,
     )
 
-    assert [s.kind for s in result.statements] == ["ddl", "ddl", "ddl", "ddl", "read"]
+    assert [s.kind for s in result.statements] == ["ddl", "ddl", "ddl", "ddl", "read", "read"]
+    # nx-27017 ignores listCollections' filter; the filter sent is checked.
+    assert sent(recorder, "listCollections")["filter"] == {"name": "open_orders"}
+    assert result.statements[4].rows >= 1
     names = set(client[database].list_collection_names())
     assert "open_orders" in names and "log" not in names
     # nx-27017 answers renameCollection with ok but keeps the old name: the command is checked.

@@ -1196,6 +1196,35 @@ SNIPPETS = [
         target="database",
     ),
     Snippet("db.getCollectionNames()", ("list_collection_names", (), {}), target="database"),
+    Snippet(
+        "db.getCollectionInfos({name: 'orders'})",
+        ("list_collections", (), {"filter": {"name": "orders"}}),
+        target="database",
+    ),
+    Snippet(
+        "db.c.aggregate([{$match: {a: 1}}], {explain: true})",
+        explain([("aggregate", "c"), ("pipeline", [{"$match": {"a": 1}}]), ("cursor", {})]),
+        target="database",
+    ),
+    Snippet(
+        "db.c.aggregate([{$match: {}}]).explain('executionStats')",
+        explain(
+            [("aggregate", "c"), ("pipeline", [{"$match": {}}]), ("cursor", {})], "executionStats"
+        ),
+        target="database",
+    ),
+    Snippet("db.c.aggregate([], {cursor: {}})", ("aggregate", ([],), {})),
+    Snippet(
+        "db.c.update({a: 1}, {$set: {b: 1}}, false, true)",
+        ("update_many", ({"a": 1}, {"$set": {"b": 1}}), {}),
+        kind="write",
+    ),
+    Snippet(
+        "db.c.update({a: 1}, {$set: {b: 1}}, true)",
+        ("update_one", ({"a": 1}, {"$set": {"b": 1}}), {"upsert": True}),
+        kind="write",
+    ),
+    Snippet("db.c.find({a: `plain`})", ("find", ({"a": "plain"}, None), {})),
     Snippet('db.getCollection("order items").count({a: 1})', ("count_documents", ({"a": 1},), {})),
     Snippet(
         "db['audit.log'].createIndex({at: -1}, {expireAfterSeconds: 60})",
@@ -1322,6 +1351,10 @@ REFUSED = [
     ("db.c.find({a: MinKey(1)})", 1, 22, "no arguments"),
     ("db.c.find({a: Code(1)})", 1, 20, "JavaScript source as a string"),
     ("db.c.mapReduce('m', 'r')", 1, 24, "the options"),
+    ("db.c.find({a: `x${y}`})", 1, 17, "template placeholders"),
+    ("db.c.aggregate([{$out: 'x'}]).explain('executionStats')", 1, 39, "would run the write"),
+    ("db.c.aggregate([]).forEach(printjson)", 1, 20, "JavaScript callbacks"),
+    ("db.c.update({a: 1}, {$set: {b: 1}}, true, 'yes')", 1, 43, "multi"),
     ("db.c.mapReduce('m', 'r', {query: {}})", 1, 26, "mapReduce needs out"),
     ("db.c.mapReduce(function() {}, 'r', {out: 'x'})", 1, 16, "JavaScript functions"),
     ("db.c.find({})\ndb.c.frob()\ndb.c.find({})", 2, 6, "unknown method 'frob'"),
