@@ -15,29 +15,12 @@ nesting depth, number and string length, and the number of statements.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import bisect
-import datetime as dt
 import difflib
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, DecimalException
 from typing import Any
 
-from bson import (
-    Binary,
-    Code,
-    DBRef,
-    Decimal128,
-    Int64,
-    MaxKey,
-    MinKey,
-    ObjectId,
-    Regex,
-    Timestamp,
-)
+from bson import Code
 from bson.son import SON
 from pymongo import (
     DeleteMany,
@@ -49,32 +32,52 @@ from pymongo import (
     UpdateMany,
     UpdateOne,
 )
-from pymongo.read_concern import ReadConcern
-from pymongo.read_preferences import (
-    Nearest,
-    Primary,
-    PrimaryPreferred,
-    Secondary,
-    SecondaryPreferred,
+
+from core.executors.mongo_literals import (
+    CONSTRUCTORS,
+    LITERALS,
+    Lexer,
+    MongoParseError,
+    Token,
+    clamp,
 )
-from pymongo.write_concern import WriteConcern
+from core.executors.mongo_options import (
+    AGGREGATE_OPTIONS,
+    COLLECTION_OPTIONS,
+    CONCERN_OPTIONS,
+    COUNT_OPTIONS,
+    CREATE_COLLECTION_OPTIONS,
+    DELETE_OPTIONS,
+    DISTINCT_OPTIONS,
+    FIND_AND_MODIFY_OPTIONS,
+    FIND_OPTIONS,
+    INDEX_OPTIONS,
+    INSERT_MANY_OPTIONS,
+    INSERT_ONE_OPTIONS,
+    OPTION_VALUES,
+    READ_OPTIONS,
+    REPLACE_OPTIONS,
+    UPDATE_OPTIONS,
+    BadOption,
+    Options,
+    as_bool,
+    as_count,
+    as_document,
+    as_documents,
+    as_hint,
+    as_index_keys,
+    as_index_target,
+    as_read_concern,
+    as_sort,
+    read_preference,
+)
+
+__all__ = ["MongoParseError", "MongoStatement", "parse", "pymongo_call"]
 
 # BSON documents may nest at most 100 levels; refusing deeper input (constructor calls count
 # as a level too) also keeps the recursive descent far from Python's recursion limit.
 MAX_NESTING = 100
-# The longest double written out in full has 309 digits before the point; nobody pastes one.
-# Bounding the text keeps int() and float() from meeting a 5,000-digit literal.
-MAX_NUMBER_CHARS = 100
-# Decimal128 holds 34 significant digits; its text form with exponent stays well under this.
-MAX_DECIMAL_CHARS = 100
-# BSON documents stop at 16 MB; a single string literal of a million characters is already
-# far beyond anything typed into a query.
-MAX_STRING_CHARS = 1_000_000
 MAX_STATEMENTS = 1_000
-
-INT32_RANGE = (-(2**31), 2**31 - 1)
-INT64_RANGE = (-(2**63), 2**63 - 1)
-REGEX_FLAGS = "imsxu"
 
 READ = "read"
 WRITE = "write"
@@ -84,20 +87,6 @@ DDL = "ddl"
 SERVER_JS_OPERATORS = ("$where", "$function", "$accumulator")
 # Pipeline stages that write their input to a collection.
 WRITING_STAGES = ("$out", "$merge")
-
-
-class MongoParseError(Exception):
-    """The text is not a supported shell statement; line and column are 1-based."""
-
-    def __init__(self, message: str, line: int, column: int, expected: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
-        self.column = column
-        self.expected = expected
-
-    def __str__(self) -> str:
-        return f"line {self.line}, column {self.column}: {self.message}"
 
 
 # --- statements -----------------------------------------------------------------------------
@@ -188,780 +177,10 @@ def pymongo_call(stmt: MongoStatement) -> tuple[str, tuple, dict[str, Any]]:
     return stmt.operation, stmt.call_args, dict(stmt.call_kwargs)
 
 
-# --- options ------------------------------------------------------------------------------
-
-
-class _BadOption(ValueError):
-    """An option's value is not what it should be; the message is what was expected."""
-
-
-def _as_bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _BadOption("true or false")
-    return value
-
-
-def _as_count(value: Any) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _BadOption("a non-negative integer")
-    return value
-
-
-def _as_document(value: Any) -> dict:
-    if not isinstance(value, dict):
-        raise _BadOption("a document {...}")
-    return value
-
-
-def _as_documents(value: Any) -> list:
-    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise _BadOption("[{...}, ...]")
-    return value
-
-
-def _as_name(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise _BadOption("a name in quotes")
-    return value
-
-
-def _as_sort(value: Any) -> list[tuple[str, Any]]:
-    # pymongo wants an ordered list of (key, direction) pairs.
-    if not isinstance(value, dict) or not value:
-        raise _BadOption("a sort document such as {field: 1}")
-    for direction in value.values():
-        if direction not in (1, -1) or isinstance(direction, bool):
-            if not isinstance(direction, dict):
-                raise _BadOption("sort directions 1 or -1")
-    return list(value.items())
-
-
-def _as_hint(value: Any) -> str | list[tuple[str, Any]]:
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, dict) and value:
-        return list(value.items())
-    raise _BadOption("an index name or an index document")
-
-
-_INDEX_TYPES = ("text", "2dsphere", "2d", "hashed", "columnstore")
-
-
-def _as_index_keys(value: Any) -> list[tuple[str, Any]]:
-    if not isinstance(value, dict) or not value:
-        raise _BadOption("index keys such as {field: 1}")
-    for direction in value.values():
-        if isinstance(direction, bool) or (
-            direction not in (1, -1) and direction not in _INDEX_TYPES
-        ):
-            raise _BadOption(f"index directions 1, -1 or one of {', '.join(_INDEX_TYPES)}")
-    return list(value.items())
-
-
-def _as_index_target(value: Any) -> str | list[tuple[str, Any]]:
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, dict):
-        return _as_index_keys(value)
-    raise _BadOption("an index name or its keys such as {field: 1}")
-
-
-def _as_return_document(value: Any) -> bool:
-    if value not in ("before", "after"):
-        raise _BadOption('"before" or "after"')
-    return ReturnDocument.AFTER if value == "after" else ReturnDocument.BEFORE
-
-
-def _as_write_concern(value: Any) -> WriteConcern:
-    spec = _as_document(value)
-    unknown = set(spec) - {"w", "j", "wtimeout", "wtimeoutMS"}
-    w = spec.get("w", 1)
-    if unknown or w == 0 or not (isinstance(w, str) or _is_count(w)):
-        # Unacknowledged writes would leave nothing to report about what changed.
-        raise _BadOption("{w: 1 | 'majority' | n, j: true|false, wtimeout: ms}")
-    j = spec.get("j")
-    if j is not None and not isinstance(j, bool):
-        raise _BadOption("j: true or false")
-    wtimeout = spec.get("wtimeout", spec.get("wtimeoutMS"))
-    if wtimeout is not None:
-        wtimeout = _as_count(wtimeout)
-    return WriteConcern(w=w, j=j, wtimeout=wtimeout)
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-_READ_CONCERN_LEVELS = ("local", "available", "majority", "linearizable", "snapshot")
-
-
-def _as_read_concern(value: Any) -> ReadConcern:
-    level = value.get("level") if isinstance(value, dict) and set(value) == {"level"} else value
-    if level not in _READ_CONCERN_LEVELS:
-        raise _BadOption(f"a read concern level: {', '.join(_READ_CONCERN_LEVELS)}")
-    return ReadConcern(level)
-
-
-_READ_PREFERENCES: dict[str, Callable[..., Any]] = {
-    "primary": Primary,
-    "primaryPreferred": PrimaryPreferred,
-    "secondary": Secondary,
-    "secondaryPreferred": SecondaryPreferred,
-    "nearest": Nearest,
-}
-
-
-def _read_preference(mode: Any, tags: Any = None) -> Any:
-    if isinstance(mode, dict) and "mode" in mode and set(mode) <= {"mode", "tags"}:
-        mode, tags = mode["mode"], mode.get("tags")
-    if not isinstance(mode, str) or mode not in _READ_PREFERENCES:
-        raise _BadOption(f"a read preference: {', '.join(_READ_PREFERENCES)}")
-    if tags is None or mode == "primary":
-        return _READ_PREFERENCES[mode]()
-    return _READ_PREFERENCES[mode](tag_sets=_as_documents(tags))
-
-
-def _as_bound(value: Any) -> Any:
-    """find's min/max bounds as (key, value) pairs; createCollection's max as a count."""
-    if isinstance(value, dict) and value:
-        return list(value.items())
-    if _is_count(value):
-        return value
-    raise _BadOption("index bounds such as {field: value}")
-
-
-def _as_batch_cursor(value: Any) -> int | None:
-    if not isinstance(value, dict) or set(value) - {"batchSize"}:
-        raise _BadOption("{batchSize: n}")
-    return _as_count(value["batchSize"]) if "batchSize" in value else None
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-# Options that change the collection object (with_options) rather than the call.
-_COLLECTION_OPTIONS = {
-    "writeConcern": ("write_concern", _as_write_concern),
-    "readConcern": ("read_concern", _as_read_concern),
-    "readPreference": ("read_preference", _read_preference),
-}
-# How each shell option's value is checked and converted, whatever the method.
-_OPTION_VALUES: dict[str, Callable[[Any], Any]] = {
-    "allowDiskUse": _as_bool,
-    "arrayFilters": _as_documents,
-    "background": _as_bool,
-    "batchSize": _as_count,
-    "bypassDocumentValidation": _as_bool,
-    "capped": _as_bool,
-    "collation": _as_document,
-    "comment": _identity,
-    "cursor": _as_batch_cursor,
-    "default_language": _as_name,
-    "dropTarget": _as_bool,
-    "explain": _as_bool,
-    "expireAfterSeconds": _as_count,
-    "fields": _as_document,
-    "hidden": _as_bool,
-    "hint": _as_hint,
-    "justOne": _as_bool,
-    "language_override": _as_name,
-    "let": _as_document,
-    "limit": _as_count,
-    "max": _as_bound,
-    "maxTimeMS": _as_count,
-    "min": _as_bound,
-    "multi": _as_bool,
-    "name": _as_name,
-    "new": _as_bool,
-    "noCursorTimeout": _as_bool,
-    "ordered": _as_bool,
-    "partialFilterExpression": _as_document,
-    "projection": _as_document,
-    "query": _as_document,
-    "remove": _as_bool,
-    "returnDocument": _as_return_document,
-    "returnKey": _as_bool,
-    "returnNewDocument": _as_bool,
-    "showRecordId": _as_bool,
-    "size": _as_count,
-    "skip": _as_count,
-    "sort": _as_sort,
-    "sparse": _as_bool,
-    "timeseries": _as_document,
-    "unique": _as_bool,
-    "upsert": _as_bool,
-    "validationAction": _as_name,
-    "validationLevel": _as_name,
-    "validator": _as_document,
-    "weights": _as_document,
-    "wildcardProjection": _as_document,
-}
-
-_WRITE = {"comment": "comment", "bypassDocumentValidation": "bypass_document_validation"}
-_CONCERN = {"writeConcern": "", "maxTimeMS": ""}
-_MATCH = {"collation": "collation", "hint": "hint", "let": "let", "comment": "comment"}
-_UPDATE = {**_WRITE, **_MATCH, **_CONCERN, "upsert": "upsert", "arrayFilters": "array_filters"}
-_REPLACE = {key: value for key, value in _UPDATE.items() if key != "arrayFilters"}
-_DELETE = {**_MATCH, **_CONCERN}
-_INSERT_ONE = {**_WRITE, **_CONCERN}
-_INSERT_MANY = {**_INSERT_ONE, "ordered": "ordered"}
-_READ_CONCERNS = {"readConcern": "", "readPreference": "", "maxTimeMS": ""}
-_FIND = {
-    "sort": "sort",
-    "limit": "limit",
-    "skip": "skip",
-    "projection": "projection",
-    "hint": "hint",
-    "collation": "collation",
-    "comment": "comment",
-    "batchSize": "batch_size",
-    "allowDiskUse": "allow_disk_use",
-    "min": "min",
-    "max": "max",
-    "returnKey": "return_key",
-    "showRecordId": "show_record_id",
-    "noCursorTimeout": "no_cursor_timeout",
-    "let": "let",
-    **_READ_CONCERNS,
-}
-_AGGREGATE = {
-    "allowDiskUse": "allowDiskUse",
-    "batchSize": "batchSize",
-    "cursor": "batchSize",
-    "collation": "collation",
-    "comment": "comment",
-    "hint": "hint",
-    "let": "let",
-    "bypassDocumentValidation": "bypassDocumentValidation",
-    "writeConcern": "",
-    **_READ_CONCERNS,
-}
-_COUNT = {
-    "limit": "limit",
-    "skip": "skip",
-    "hint": "hint",
-    "collation": "collation",
-    "comment": "comment",
-    **_READ_CONCERNS,
-}
-_DISTINCT = {"collation": "collation", "comment": "comment", "hint": "hint", **_READ_CONCERNS}
-_FIND_AND_MODIFY = {
-    "projection": "projection",
-    "sort": "sort",
-    "upsert": "upsert",
-    "returnDocument": "return_document",
-    "returnNewDocument": "return_document",
-    "arrayFilters": "array_filters",
-    **_MATCH,
-    **_CONCERN,
-    # pymongo passes find-and-modify extras to the server as they are named.
-    "bypassDocumentValidation": "bypassDocumentValidation",
-}
-_INDEX = {
-    "unique": "unique",
-    "background": "background",
-    "name": "name",
-    "partialFilterExpression": "partialFilterExpression",
-    "expireAfterSeconds": "expireAfterSeconds",
-    "sparse": "sparse",
-    "collation": "collation",
-    "hidden": "hidden",
-    "weights": "weights",
-    "default_language": "default_language",
-    "language_override": "language_override",
-    "wildcardProjection": "wildcardProjection",
-}
-_CREATE_COLLECTION = {
-    "capped": "capped",
-    "size": "size",
-    "max": "max",
-    "validator": "validator",
-    "validationLevel": "validationLevel",
-    "validationAction": "validationAction",
-    "collation": "collation",
-    "timeseries": "timeseries",
-    "expireAfterSeconds": "expireAfterSeconds",
-    "comment": "comment",
-    "writeConcern": "",
-}
-
-
-@dataclass
-class _Options:
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    collection: dict[str, Any] = field(default_factory=dict)
-    max_time_ms: int | None = None
-
-
-# --- tokens -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Token:
-    kind: str  # ident | string | number | regex | punct | end
-    value: Any
-    start: int
-    end: int
-    text: str
-
-
-_PUNCTUATION = "{}[](),:;.-+/"
-# After these a '/' starts a regular expression rather than being an operator.
-_BEFORE_VALUE = ("(", ",", ":", "[")
-_QUOTES = {'"': '"', "'": "'", "`": "`", "\u201c": "\u201d", "\u2018": "\u2019"}
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
-# Slack and word processors turn spaces into no-break spaces; they are still spaces.
-_EXTRA_SPACES = "\u00a0\ufeff\u2028\u2029\u202f"
-
-
-def _is_digit(ch: str) -> bool:
-    # str.isdigit() accepts '²' and other digits int() and float() refuse.
-    return len(ch) == 1 and "0" <= ch <= "9"
-
-
-def _is_ident_start(ch: str) -> bool:
-    return ch.isalpha() or ch in "_$"
-
-
-def _is_ident_part(ch: str) -> bool:
-    return ch.isalnum() or ch in "_$"
-
-
-class _Lexer:
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.pos = 0
-        self.line_starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
-
-    def position(self, offset: int) -> tuple[int, int]:
-        line = bisect.bisect_right(self.line_starts, offset)
-        return line, offset - self.line_starts[line - 1] + 1
-
-    def fail(self, offset: int, message: str, expected: str | None = None) -> MongoParseError:
-        line, column = self.position(offset)
-        return MongoParseError(message, line, column, expected)
-
-    def next_token(self, previous: _Token | None) -> _Token:
-        """The token after `previous`; what a '/' or '.' starts depends on what came before."""
-        value_next = previous is not None and previous.kind == "punct"
-        return self._next(
-            regex_allowed=value_next and previous.value in _BEFORE_VALUE,
-            dot_number_allowed=value_next and previous.value in (*_BEFORE_VALUE, "-", "+"),
-        )
-
-    def _skip_space_and_comments(self) -> None:
-        text = self.text
-        while self.pos < len(text):
-            ch = text[self.pos]
-            if ch.isspace() or ch in _EXTRA_SPACES:
-                self.pos += 1
-            elif text.startswith("//", self.pos):
-                newline = text.find("\n", self.pos)
-                self.pos = len(text) if newline < 0 else newline
-            elif text.startswith("/*", self.pos):
-                close = text.find("*/", self.pos + 2)
-                if close < 0:
-                    raise self.fail(self.pos, "unterminated comment: expected '*/'", "'*/'")
-                self.pos = close + 2
-            else:
-                return
-
-    def _next(self, regex_allowed: bool, dot_number_allowed: bool) -> _Token:
-        self._skip_space_and_comments()
-        start = self.pos
-        if start >= len(self.text):
-            return _Token("end", None, start, start, "")
-        ch = self.text[start]
-        if ch in _QUOTES:
-            return self._string(_QUOTES[ch])
-        # `.5` is a number, but in `items.0.qty` the '.' separates path parts.
-        leading_dot = ch == "." and _is_digit(self.text[start + 1 : start + 2])
-        if _is_digit(ch) or (leading_dot and dot_number_allowed):
-            return self._number()
-        if _is_ident_start(ch):
-            while self.pos < len(self.text) and _is_ident_part(self.text[self.pos]):
-                self.pos += 1
-            name = self.text[start : self.pos]
-            return _Token("ident", name, start, self.pos, name)
-        if ch == "/" and regex_allowed:
-            return self._regex()
-        if ch in _PUNCTUATION:
-            self.pos += 1
-            return _Token("punct", ch, start, self.pos, ch)
-        raise self.fail(start, f"unexpected character {ch!r}")
-
-    def _string(self, closing: str) -> _Token:
-        start = self.pos
-        self.pos += 1
-        text = self.text
-        chars: list[str] = []
-        while True:
-            if self.pos >= len(text) or text[self.pos] == "\n":
-                raise self.fail(
-                    start,
-                    f"unterminated string: expected a closing {closing}",
-                    f"a closing {closing}",
-                )
-            ch = text[self.pos]
-            if ch == closing:
-                self.pos += 1
-                if len(chars) > MAX_STRING_CHARS:
-                    raise self.fail(
-                        start,
-                        f"string too long: expected at most {MAX_STRING_CHARS:,} characters",
-                        f"a string of at most {MAX_STRING_CHARS:,} characters",
-                    )
-                return _Token("string", "".join(chars), start, self.pos, text[start : self.pos])
-            if ch == "\\":
-                chars.append(self._escape())
-            elif closing == "`" and text.startswith("${", self.pos):
-                raise self.fail(
-                    self.pos,
-                    "template placeholders ${...} are JavaScript, which is not run: write the "
-                    "value itself",
-                    "the value itself",
-                )
-            else:
-                chars.append(ch)
-                self.pos += 1
-
-    def _escape(self) -> str:
-        start = self.pos
-        text = self.text
-        code = text[start + 1 : start + 2]
-        self.pos = start + 2
-        if code in _ESCAPES:
-            return _ESCAPES[code]
-        if code == "\n":  # a backslash at the end of a line continues the string
-            return ""
-        if code in ("x", "u"):
-            if code == "u" and text[self.pos : self.pos + 1] == "{":
-                close = text.find("}", self.pos)
-                digits = text[self.pos + 1 : close] if close > 0 else ""
-                self.pos = close + 1 if close > 0 else len(text)
-            else:
-                width = 2 if code == "x" else 4
-                digits = text[self.pos : self.pos + width]
-                self.pos += width
-                if len(digits) != width:
-                    digits = ""
-            try:
-                if len(digits) > 6:
-                    raise ValueError("beyond Unicode")
-                return chr(int(digits, 16))
-            except (ValueError, OverflowError):
-                raise self.fail(
-                    start, "invalid escape: expected hexadecimal digits", "hexadecimal digits"
-                ) from None
-        if code == "":
-            raise self.fail(start, "unterminated string", "a closing quote")
-        return code  # \' \" \\ \/ and JavaScript's "any other character stands for itself"
-
-    def _number(self) -> _Token:
-        start = self.pos
-        text = self.text
-        if text.startswith(("0x", "0X"), start):
-            self.pos += 2
-            while self.pos < len(text) and text[self.pos] in "0123456789abcdefABCDEF":
-                self.pos += 1
-            if self.pos == start + 2:
-                raise self.fail(start, "expected hexadecimal digits after 0x", "hexadecimal digits")
-            self._check_number_length(start)
-            value: int | float = int(text[start + 2 : self.pos], 16)
-        else:
-            self._digits()
-            is_float = False
-            # '.' belongs to the number only before a digit, so `items.0.qty` stays a path.
-            if text[self.pos : self.pos + 1] == "." and _is_digit(
-                text[self.pos + 1 : self.pos + 2]
-            ):
-                is_float = True
-                self.pos += 1
-                self._digits()
-            if text[self.pos : self.pos + 1] in ("e", "E"):
-                mark = self.pos
-                self.pos += 1
-                if text[self.pos : self.pos + 1] in ("+", "-"):
-                    self.pos += 1
-                if not _is_digit(text[self.pos : self.pos + 1]):
-                    raise self.fail(mark, "expected digits in the exponent", "digits")
-                self._digits()
-                is_float = True
-            self._check_number_length(start)
-            literal = text[start : self.pos]
-            value = float(literal) if is_float else int(literal)
-        if self.pos < len(text) and _is_ident_part(text[self.pos]):
-            raise self.fail(self.pos, f"unexpected character {text[self.pos]!r} after a number")
-        return _Token("number", value, start, self.pos, text[start : self.pos])
-
-    def _check_number_length(self, start: int) -> None:
-        if self.pos - start > MAX_NUMBER_CHARS:
-            raise self.fail(
-                start,
-                f"number too long: expected at most {MAX_NUMBER_CHARS} characters",
-                f"a number of at most {MAX_NUMBER_CHARS} characters",
-            )
-
-    def _digits(self) -> None:
-        while self.pos < len(self.text) and _is_digit(self.text[self.pos]):
-            self.pos += 1
-
-    def _regex(self) -> _Token:
-        start = self.pos
-        text = self.text
-        self.pos += 1
-        in_class = False
-        while True:
-            if self.pos >= len(text) or text[self.pos] == "\n":
-                raise self.fail(
-                    start, "unterminated regular expression: expected a closing /", "'/'"
-                )
-            ch = text[self.pos]
-            if ch == "\\":
-                self.pos += 2
-                continue
-            if ch == "[":
-                in_class = True
-            elif ch == "]":
-                in_class = False
-            elif ch == "/" and not in_class:
-                break
-            self.pos += 1
-        pattern = text[start + 1 : self.pos]
-        self.pos += 1
-        flags_start = self.pos
-        while self.pos < len(text) and _is_ident_part(text[self.pos]):
-            self.pos += 1
-        flags = text[flags_start : self.pos]
-        bad = [flag for flag in flags if flag not in REGEX_FLAGS]
-        if bad:
-            allowed = ", ".join(REGEX_FLAGS)
-            offset = flags_start + flags.index(bad[0])
-            raise self.fail(
-                offset,
-                f"expected regular expression flags from {allowed} but found {bad[0]!r}",
-                f"regular expression flags from {allowed}",
-            )
-        return _Token("regex", Regex(pattern, flags), start, self.pos, text[start : self.pos])
-
-
-# --- values -------------------------------------------------------------------------------
-
-
-def _date_from_text(text: str) -> dt.datetime:
-    """ISODate("2024-05-01"), ISODate("2024-05-01T12:00:00Z"), ...; no offset means UTC.
-
-    The shell reads a date without an offset as UTC too.
-    """
-    if len(text) > 64:
-        raise ValueError("not a date")
-    value = dt.datetime.fromisoformat(text.strip())
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
-
-
-def _now() -> dt.datetime:
-    # BSON dates have millisecond precision.
-    now = dt.datetime.now(dt.UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def _int_in(value: Any, low_high: tuple[int, int]) -> int:
-    if isinstance(value, str):
-        if len(value) > MAX_NUMBER_CHARS:
-            raise ValueError("too long")
-        value = int(value.strip())
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError("not an integer")
-    low, high = low_high
-    if not low <= value <= high:
-        raise ValueError("out of range")
-    return value
-
-
-def _object_id(*args: Any) -> ObjectId:
-    if not args:
-        return ObjectId()
-    (value,) = args
-    if not isinstance(value, str) or not ObjectId.is_valid(value) or len(value) != 24:
-        raise ValueError("not an ObjectId")
-    return ObjectId(value)
-
-
-def _date(*args: Any) -> dt.datetime:
-    if not args:
-        return _now()
-    if len(args) >= 2:
-        # new Date(year, monthIndex[, day, hours, minutes, seconds, ms]): months count from
-        # 0 as in JavaScript. The shell would use its own time zone; dbquery reads UTC.
-        parts = [_int_in(part, (0, 9999)) for part in args]
-        year, month, day, hour, minute, second, millis = parts + [1, 0, 0, 0, 0][len(parts) - 2 :]
-        return dt.datetime(year, month + 1, day, hour, minute, second, millis * 1000, dt.UTC)
-    (value,) = args
-    if isinstance(value, str):
-        return _date_from_text(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return dt.datetime.fromtimestamp(value / 1000, dt.UTC)
-    raise ValueError("not a date")
-
-
-def _number_long(value: Any) -> Int64:
-    return Int64(_int_in(value, INT64_RANGE))
-
-
-def _number_int(value: Any) -> int:
-    return _int_in(value, INT32_RANGE)
-
-
-def _double(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError("not a number")
-    if isinstance(value, str) and len(value) > MAX_NUMBER_CHARS:
-        raise ValueError("too long")
-    return float(value)
-
-
-def _number_decimal(value: Any) -> Decimal128:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError("not a decimal")
-    text = str(value).strip()
-    if len(text) > MAX_DECIMAL_CHARS:
-        raise ValueError("too long")
-    try:
-        return Decimal128(Decimal(text))
-    except DecimalException:
-        # Decimal128 refuses what it cannot hold exactly (more than 34 digits, huge exponents).
-        raise ValueError("not a decimal") from None
-
-
-def _timestamp(*args: Any) -> Timestamp:
-    if len(args) == 1:
-        (spec,) = args
-        if not isinstance(spec, dict) or set(spec) != {"t", "i"}:
-            raise ValueError("not a timestamp")
-        args = (spec["t"], spec["i"])
-    seconds, increment = args
-    return Timestamp(_int_in(seconds, (0, 2**32 - 1)), _int_in(increment, (0, 2**32 - 1)))
-
-
-def _uuid(value: Any) -> Binary:
-    if not isinstance(value, str) or len(value) > 64:
-        raise ValueError("not a UUID")
-    return Binary.from_uuid(uuid.UUID(value))
-
-
-def _subtype(value: Any) -> int:
-    return _int_in(value, (0, 255))
-
-
-def _bin_data(subtype: Any, data: Any) -> Binary:
-    if not isinstance(data, str):
-        raise ValueError("not base64")
-    try:
-        return Binary(base64.b64decode(data, validate=True), _subtype(subtype))
-    except binascii.Error:
-        raise ValueError("not base64") from None
-
-
-def _hex_data(subtype: Any, data: Any) -> Binary:
-    if not isinstance(data, str):
-        raise ValueError("not hex")
-    return Binary(bytes.fromhex(data), _subtype(subtype))
-
-
-def _md5(data: Any) -> Binary:
-    if not isinstance(data, str) or len(data) != 32:
-        raise ValueError("not an MD5 digest")
-    return Binary(bytes.fromhex(data), 5)
-
-
-def _db_ref(collection: Any, id_: Any, database: Any = None) -> DBRef:
-    if not isinstance(collection, str) or not (database is None or isinstance(database, str)):
-        raise ValueError("not a DBRef")
-    return DBRef(collection, id_, database)
-
-
-def _code(source: Any) -> Code:
-    if not isinstance(source, str):
-        raise ValueError("not code")
-    return Code(source)
-
-
-def _regexp(pattern: Any, flags: Any = "") -> Regex:
-    if isinstance(pattern, Regex) and flags == "":
-        return pattern
-    if not isinstance(pattern, str) or not isinstance(flags, str):
-        raise ValueError("not a regular expression")
-    if any(flag not in REGEX_FLAGS for flag in flags):
-        raise ValueError("bad flags")
-    return Regex(pattern, flags)
-
-
-@dataclass(frozen=True)
-class _Constructor:
-    build: Callable[..., Any]
-    arities: tuple[int, ...]
-    expected: str  # what the arguments should be, for error messages
-
-
-_DATE_EXPECTED = (
-    'an ISO-8601 date such as "2024-05-01T12:00:00Z", milliseconds, '
-    "or year, month (from 0), day[, hours, minutes, seconds, ms]"
-)
-_CONSTRUCTORS: dict[str, _Constructor] = {
-    "ObjectId": _Constructor(
-        _object_id, (0, 1), 'a 24-character hex string such as "65a1f0c2e4b0a1b2c3d4e5f6"'
-    ),
-    "ISODate": _Constructor(_date, (0, 1), 'an ISO-8601 date such as "2024-05-01T12:00:00Z"'),
-    "Date": _Constructor(_date, (0, 1, 2, 3, 4, 5, 6, 7), _DATE_EXPECTED),
-    "NumberLong": _Constructor(_number_long, (1,), "a 64-bit integer"),
-    "Long": _Constructor(_number_long, (1,), "a 64-bit integer"),
-    "NumberInt": _Constructor(_number_int, (1,), "a 32-bit integer"),
-    "Int32": _Constructor(_number_int, (1,), "a 32-bit integer"),
-    "Double": _Constructor(_double, (1,), "a number"),
-    "NumberDecimal": _Constructor(_number_decimal, (1,), 'a decimal number such as "12.50"'),
-    "Decimal128": _Constructor(_number_decimal, (1,), 'a decimal number such as "12.50"'),
-    "Timestamp": _Constructor(_timestamp, (1, 2), "seconds and an increment, or {t: ..., i: ...}"),
-    "UUID": _Constructor(_uuid, (1,), 'a UUID such as "123e4567-e89b-12d3-a456-426614174000"'),
-    "BinData": _Constructor(_bin_data, (2,), "a subtype (0-255) and base64 text"),
-    "HexData": _Constructor(_hex_data, (2,), "a subtype (0-255) and hexadecimal text"),
-    "MD5": _Constructor(_md5, (1,), "32 hexadecimal digits"),
-    "MinKey": _Constructor(MinKey, (0,), "no arguments"),
-    "MaxKey": _Constructor(MaxKey, (0,), "no arguments"),
-    "DBRef": _Constructor(_db_ref, (2, 3), "a collection name, an id and an optional database"),
-    # Code is a value like any other: it is stored or compared, never run by dbquery.
-    "Code": _Constructor(_code, (1,), "JavaScript source as a string"),
-    "RegExp": _Constructor(_regexp, (1, 2), f"a pattern and flags from {REGEX_FLAGS}"),
-}
-_LITERALS: dict[str, Any] = {
-    "true": True,
-    "false": False,
-    "null": None,
-    "undefined": None,
-    "Infinity": float("inf"),
-    "NaN": float("nan"),
-    "MinKey": MinKey(),
-    "MaxKey": MaxKey(),
-}
-
-
-def _clamp(value: int | float) -> int | float:
-    """JavaScript numbers beyond 64-bit integers are doubles."""
-    if isinstance(value, int) and not INT64_RANGE[0] <= value <= INT64_RANGE[1]:
-        return float(value)
-    return value
-
-
 # --- parser -------------------------------------------------------------------------------
 
 
-def _describe(token: _Token) -> str:
+def _describe(token: Token) -> str:
     if token.kind == "end":
         return "end of input"
     text = token.text if len(token.text) <= 30 else token.text[:29] + "…"
@@ -1115,9 +334,9 @@ _DATABASE_METHODS = (
 class _Site:
     """One method call as written: its name token, arguments with their first tokens, and ')'."""
 
-    name: _Token
-    args: list[tuple[_Token, Any]]
-    close: _Token
+    name: Token
+    args: list[tuple[Token, Any]]
+    close: Token
 
 
 @dataclass
@@ -1170,22 +389,22 @@ _FLAG_MODIFIERS = {
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
-        self.lexer = _Lexer(text)
+        self.lexer = Lexer(text)
         # Tokens are read on demand, so the first problem in reading order is the one reported.
-        self.tokens: list[_Token] = []
+        self.tokens: list[Token] = []
         self.pos = 0
         self.depth = 0
 
     # -- token helpers
 
-    def peek(self, ahead: int = 0) -> _Token:
+    def peek(self, ahead: int = 0) -> Token:
         while len(self.tokens) <= self.pos + ahead and not (
             self.tokens and self.tokens[-1].kind == "end"
         ):
             self.tokens.append(self.lexer.next_token(self.tokens[-1] if self.tokens else None))
         return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
 
-    def advance(self) -> _Token:
+    def advance(self) -> Token:
         token = self.peek()
         self.pos = min(self.pos + 1, len(self.tokens) - 1) if token.kind == "end" else self.pos + 1
         return token
@@ -1194,11 +413,11 @@ class _Parser:
         token = self.peek(ahead)
         return token.kind == "punct" and token.value == value
 
-    def fail(self, token: _Token, expected: str, message: str | None = None) -> MongoParseError:
+    def fail(self, token: Token, expected: str, message: str | None = None) -> MongoParseError:
         text = message or f"expected {expected} but found {_describe(token)}"
         return self.lexer.fail(token.start, text, expected)
 
-    def expect_punct(self, value: str, expected: str | None = None) -> _Token:
+    def expect_punct(self, value: str, expected: str | None = None) -> Token:
         if not self.is_punct(value):
             raise self.fail(self.peek(), expected or f"'{value}'")
         return self.advance()
@@ -1281,7 +500,7 @@ class _Parser:
             effects=built.effects,
         )
 
-    def site(self, check_name: Callable[[_Token], None]) -> _Site:
+    def site(self, check_name: Callable[[Token], None]) -> _Site:
         name = self.peek()
         if name.kind != "ident":
             raise self.fail(name, "a method name")
@@ -1290,7 +509,7 @@ class _Parser:
         args = self.call_args()
         return _Site(name, args, self.tokens[self.pos - 1])
 
-    def collection_method_known(self, token: _Token) -> None:
+    def collection_method_known(self, token: Token) -> None:
         name = token.value
         if name in _REFUSED_METHODS:
             raise self.fail(token, "a supported method", _REFUSED_METHODS[name])
@@ -1310,7 +529,7 @@ class _Parser:
             f"unknown method {_describe(token)}{hint}: expected one of {listed}",
         )
 
-    def database_method_known(self, token: _Token) -> None:
+    def database_method_known(self, token: Token) -> None:
         name = token.value
         if name in _REFUSED_METHODS:
             raise self.fail(token, "a supported method", _REFUSED_METHODS[name])
@@ -1340,7 +559,7 @@ class _Parser:
             self.expect_punct(")")
             return self.collection_end(name_token)
         # db.a.b.find(): every name before the one followed by '(' is part of the collection.
-        segments: list[_Token] = []
+        segments: list[Token] = []
         while True:
             token = self.peek()
             if token.kind != "ident":
@@ -1360,14 +579,14 @@ class _Parser:
         self.check_collection_name(name, segments[0])
         return name
 
-    def collection_end(self, name_token: _Token) -> str:
+    def collection_end(self, name_token: Token) -> str:
         self.check_collection_name(name_token.value, name_token)
         self.expect_punct(".", "'.' and a method such as find")
         if self.peek().kind != "ident":
             raise self.fail(self.peek(), "a method name")
         return name_token.value
 
-    def check_collection_name(self, name: Any, token: _Token) -> None:
+    def check_collection_name(self, name: Any, token: Token) -> None:
         if (
             not isinstance(name, str)
             or not name
@@ -1380,16 +599,16 @@ class _Parser:
         ):
             raise self.fail(token, "a collection name (not empty, without '$')")
 
-    def string_token(self, expected: str) -> _Token:
+    def string_token(self, expected: str) -> Token:
         token = self.peek()
         if token.kind != "string":
             raise self.fail(token, expected)
         return self.advance()
 
-    def call_args(self) -> list[tuple[_Token, Any]]:
+    def call_args(self) -> list[tuple[Token, Any]]:
         """`( value, value, )` -> each value with its first token."""
         self.expect_punct("(")
-        out: list[tuple[_Token, Any]] = []
+        out: list[tuple[Token, Any]] = []
         while not self.is_punct(")"):
             start = self.peek()
             out.append((start, self.value()))
@@ -1423,13 +642,13 @@ class _Parser:
                 raise self.fail(token, f"{_SHAPE_WORDS[param.shape]} for {param.name}")
         return [value for _, value in site.args] + [None] * (len(params) - len(site.args))
 
-    def options(self, site: _Site, index: int, allowed: Mapping[str, str]) -> _Options:
+    def options(self, site: _Site, index: int, allowed: Mapping[str, str]) -> Options:
         if index >= len(site.args) or site.args[index][1] is None:
-            return _Options()
+            return Options()
         token, value = site.args[index]
         return self.option_values(token, value, allowed)
 
-    def option_values(self, token: _Token, value: dict, allowed: Mapping[str, str]) -> _Options:
+    def option_values(self, token: Token, value: dict, allowed: Mapping[str, str]) -> Options:
         unknown = [key for key in value if key not in allowed]
         listed = ", ".join(allowed) or "none"
         if unknown:
@@ -1438,31 +657,31 @@ class _Parser:
                 f"options from: {listed}",
                 f"unsupported option {unknown[0]!r}: expected options from: {listed}",
             )
-        out = _Options()
+        out = Options()
         for key, raw in value.items():
             try:
-                if key in _COLLECTION_OPTIONS:
-                    name, convert = _COLLECTION_OPTIONS[key]
+                if key in COLLECTION_OPTIONS:
+                    name, convert = COLLECTION_OPTIONS[key]
                     out.collection[name] = convert(raw)
                 elif key == "maxTimeMS":
-                    out.max_time_ms = _as_count(raw)
+                    out.max_time_ms = as_count(raw)
                 elif key == "returnNewDocument":
-                    after = _as_bool(raw)
+                    after = as_bool(raw)
                     out.kwargs["return_document"] = (
                         ReturnDocument.AFTER if after else ReturnDocument.BEFORE
                     )
                 else:
-                    converted = _OPTION_VALUES[key](raw)
+                    converted = OPTION_VALUES[key](raw)
                     if converted is not None:
                         out.kwargs[allowed[key]] = converted
-            except _BadOption as exc:
+            except BadOption as exc:
                 raise self.fail(token, f"{key}: {exc}", f"expected {key}: {exc}") from None
         return out
 
-    def convert(self, token: _Token, what: str, convert: Callable[[Any], Any], value: Any) -> Any:
+    def convert(self, token: Token, what: str, convert: Callable[[Any], Any], value: Any) -> Any:
         try:
             return convert(value)
-        except _BadOption as exc:
+        except BadOption as exc:
             raise self.fail(token, f"{what}: {exc}", f"expected {what}: {exc}") from None
 
     # -- cursor chains
@@ -1496,7 +715,7 @@ class _Parser:
                 break
         return out
 
-    def one_arg(self, site: _Site, optional: bool = False) -> tuple[_Token, Any]:
+    def one_arg(self, site: _Site, optional: bool = False) -> tuple[Token, Any]:
         if optional and not site.args:
             return site.close, None
         if len(site.args) != 1:
@@ -1505,7 +724,7 @@ class _Parser:
         return site.args[0]
 
     def apply_find_modifier(
-        self, site: _Site, args: list, kwargs: dict[str, Any], options: _Options
+        self, site: _Site, args: list, kwargs: dict[str, Any], options: Options
     ) -> None:
         name = site.name.value
         if name == "readPref":
@@ -1514,35 +733,35 @@ class _Parser:
             token = site.args[0][0]
             values = [value for _, value in site.args]
             options.collection["read_preference"] = self.convert(
-                token, "readPref", lambda _: _read_preference(*values), None
+                token, "readPref", lambda _: read_preference(*values), None
             )
             return
         if name in _FLAG_MODIFIERS:
             token, value = self.one_arg(site, optional=True)
-            flag = True if value is None else self.convert(token, name, _as_bool, value)
+            flag = True if value is None else self.convert(token, name, as_bool, value)
             kwargs[_FLAG_MODIFIERS[name]] = flag
             return
         token, value = self.one_arg(site)
         if name == "projection":
-            args[1] = self.convert(token, "projection", _as_document, value)
+            args[1] = self.convert(token, "projection", as_document, value)
         elif name == "readConcern":
             options.collection["read_concern"] = self.convert(
-                token, "readConcern", _as_read_concern, value
+                token, "readConcern", as_read_concern, value
             )
         elif name == "maxTimeMS":
-            options.max_time_ms = self.convert(token, "maxTimeMS", _as_count, value)
+            options.max_time_ms = self.convert(token, "maxTimeMS", as_count, value)
         elif name == "batchSize":
-            kwargs["batch_size"] = self.convert(token, "batchSize", _as_count, value)
+            kwargs["batch_size"] = self.convert(token, "batchSize", as_count, value)
         elif name in ("limit", "skip"):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise self.fail(token, "a non-negative integer")
             kwargs[name] = value
         elif name == "sort":
-            kwargs["sort"] = self.convert(token, "sort", _as_sort, value)
+            kwargs["sort"] = self.convert(token, "sort", as_sort, value)
         elif name == "hint":
-            kwargs["hint"] = self.convert(token, "hint", _as_hint, value)
+            kwargs["hint"] = self.convert(token, "hint", as_hint, value)
         elif name == "collation":
-            kwargs["collation"] = self.convert(token, "collation", _as_document, value)
+            kwargs["collation"] = self.convert(token, "collation", as_document, value)
         elif name in ("min", "max"):
             if not isinstance(value, dict) or not value:
                 raise self.fail(token, "index bounds such as {field: value}")
@@ -1554,7 +773,7 @@ class _Parser:
 
     def m_find(self, collection: str, site: _Site) -> _Built:
         filter_, projection, _ = self.take(site, (_FILTER, _PROJECTION, _OPTIONS))
-        options = self.options(site, 2, _FIND)
+        options = self.options(site, 2, FIND_OPTIONS)
         kwargs = options.kwargs
         args = [{} if filter_ is None else filter_, kwargs.pop("projection", projection)]
         modifiers = self.chain(_FIND_MODIFIERS, _FIND_TERMINALS)
@@ -1601,7 +820,7 @@ class _Parser:
 
     def m_findOne(self, collection: str, site: _Site) -> _Built:
         filter_, projection, _ = self.take(site, (_FILTER, _PROJECTION, _OPTIONS))
-        options = self.options(site, 2, _FIND)
+        options = self.options(site, 2, FIND_OPTIONS)
         kwargs = options.kwargs
         projection = kwargs.pop("projection", projection)
         return _Built(
@@ -1621,10 +840,10 @@ class _Parser:
                 if not isinstance(value, dict):
                     raise self.fail(token, "a stage {...} for the pipeline")
             pipeline = [value for _, value in site.args]
-            options = _Options()
+            options = Options()
         else:
             pipeline, _ = self.take(site, (pipeline_param, _OPTIONS))
-            options = self.options(site, 1, {**_AGGREGATE, "explain": ""})
+            options = self.options(site, 1, {**AGGREGATE_OPTIONS, "explain": ""})
         explain_option = options.kwargs.pop("", None)
         chain = self.chain((), ("explain",))
         destinations = _write_destinations(pipeline)
@@ -1647,7 +866,7 @@ class _Parser:
 
     def count_like(self, site: _Site, notes: tuple[str, ...]) -> _Built:
         filter_, _ = self.take(site, (_FILTER, _OPTIONS))
-        options = self.options(site, 1, _COUNT)
+        options = self.options(site, 1, COUNT_OPTIONS)
         return _Built(
             "count_documents",
             ({} if filter_ is None else filter_,),
@@ -1666,7 +885,7 @@ class _Parser:
 
     def m_estimatedDocumentCount(self, collection: str, site: _Site) -> _Built:
         self.take(site, (_OPTIONS,))
-        options = self.options(site, 0, {"comment": "comment", **_READ_CONCERNS})
+        options = self.options(site, 0, {"comment": "comment", **READ_OPTIONS})
         return _Built(
             "estimated_document_count",
             (),
@@ -1680,7 +899,7 @@ class _Parser:
         key, filter_, _ = self.take(
             site, (_Param("the field name", "field", required=True), _FILTER, _OPTIONS)
         )
-        options = self.options(site, 2, _DISTINCT)
+        options = self.options(site, 2, DISTINCT_OPTIONS)
         return _Built(
             "distinct",
             (key, {} if filter_ is None else filter_),
@@ -1690,7 +909,7 @@ class _Parser:
             max_time_ms=options.max_time_ms,
         )
 
-    def write(self, operation: str, args: tuple, options: _Options, effect: str, **more: Any):
+    def write(self, operation: str, args: tuple, options: Options, effect: str, **more: Any):
         return _Built(
             operation,
             args,
@@ -1705,7 +924,7 @@ class _Parser:
 
     def m_insertOne(self, collection: str, site: _Site) -> _Built:
         document, _ = self.take(site, (_Param("the new document", "document", True), _OPTIONS))
-        options = self.options(site, 1, _INSERT_ONE)
+        options = self.options(site, 1, INSERT_ONE_OPTIONS)
         return self.write(
             "insert_one", (document,), options, f"inserts 1 document into {collection}"
         )
@@ -1714,7 +933,7 @@ class _Parser:
         documents, _ = self.take(
             site, (_Param("the documents to insert", "documents", True), _OPTIONS)
         )
-        options = self.options(site, 1, _INSERT_MANY)
+        options = self.options(site, 1, INSERT_MANY_OPTIONS)
         return self.write(
             "insert_many",
             (documents,),
@@ -1726,7 +945,7 @@ class _Parser:
         documents, _ = self.take(
             site, (_Param("the documents to insert", "document or documents", True), _OPTIONS)
         )
-        options = self.options(site, 1, _INSERT_MANY)
+        options = self.options(site, 1, INSERT_MANY_OPTIONS)
         if isinstance(documents, dict):
             options.kwargs.pop("ordered", None)
             return self.write(
@@ -1746,7 +965,7 @@ class _Parser:
 
     def update_like(self, collection: str, site: _Site, many: bool) -> _Built:
         filter_, update, _ = self.take(site, (_REQUIRED_FILTER, _UPDATE_DOC, _OPTIONS))
-        options = self.options(site, 2, _UPDATE)
+        options = self.options(site, 2, UPDATE_OPTIONS)
         which = "every matching document" if many else "one document"
         operation = "update_many" if many else "update_one"
         return self.write(operation, (filter_, update), options, f"updates {which} in {collection}")
@@ -1762,7 +981,7 @@ class _Parser:
             site,
             (_REQUIRED_FILTER, _Param("the replacement document", "document", True), _OPTIONS),
         )
-        options = self.options(site, 2, _REPLACE)
+        options = self.options(site, 2, REPLACE_OPTIONS)
         return self.write(
             "replace_one", (filter_, replacement), options, f"replaces one document in {collection}"
         )
@@ -1779,11 +998,11 @@ class _Parser:
                     _Param("multi", "boolean"),
                 ),
             )
-            options = _Options(kwargs={"upsert": True} if upsert else {})
+            options = Options(kwargs={"upsert": True} if upsert else {})
             multi = bool(multi)
         else:
             filter_, update, _ = self.take(site, (_REQUIRED_FILTER, _UPDATE_DOC, _OPTIONS))
-            options = self.options(site, 2, {**_UPDATE, "multi": ""})
+            options = self.options(site, 2, {**UPDATE_OPTIONS, "multi": ""})
             multi = bool(options.kwargs.pop("", False))
         if _is_replacement(update):
             if multi:
@@ -1813,7 +1032,7 @@ class _Parser:
 
     def delete_like(self, collection: str, site: _Site, many: bool) -> _Built:
         filter_, _ = self.take(site, (_REQUIRED_FILTER, _OPTIONS))
-        options = self.options(site, 1, _DELETE)
+        options = self.options(site, 1, DELETE_OPTIONS)
         which = "every matching document" if many else "one document"
         operation = "delete_many" if many else "delete_one"
         return self.write(operation, (filter_,), options, f"deletes {which} from {collection}")
@@ -1827,10 +1046,10 @@ class _Parser:
     def m_remove(self, collection: str, site: _Site) -> _Built:
         filter_, second = self.take(site, (_REQUIRED_FILTER, _Param("justOne", "remove option")))
         if isinstance(second, dict):
-            options = self.options(site, 1, {**_DELETE, "justOne": ""})
+            options = self.options(site, 1, {**DELETE_OPTIONS, "justOne": ""})
             just_one = bool(options.kwargs.pop("", False))
         else:
-            options, just_one = _Options(), bool(second)
+            options, just_one = Options(), bool(second)
         operation, method = (
             ("delete_one", "deleteOne") if just_one else ("delete_many", "deleteMany")
         )
@@ -1848,7 +1067,7 @@ class _Parser:
         collection: str,
         operation: str,
         args: tuple,
-        options: _Options,
+        options: Options,
         effect: str,
         notes: tuple[str, ...] = (),
     ) -> _Built:
@@ -1858,7 +1077,7 @@ class _Parser:
 
     def m_findOneAndUpdate(self, collection: str, site: _Site) -> _Built:
         filter_, update, _ = self.take(site, (_REQUIRED_FILTER, _UPDATE_DOC, _OPTIONS))
-        options = self.options(site, 2, _FIND_AND_MODIFY)
+        options = self.options(site, 2, FIND_AND_MODIFY_OPTIONS)
         return self.find_and(
             collection,
             "find_one_and_update",
@@ -1872,7 +1091,9 @@ class _Parser:
             site,
             (_REQUIRED_FILTER, _Param("the replacement document", "document", True), _OPTIONS),
         )
-        allowed = {key: value for key, value in _FIND_AND_MODIFY.items() if key != "arrayFilters"}
+        allowed = {
+            key: value for key, value in FIND_AND_MODIFY_OPTIONS.items() if key != "arrayFilters"
+        }
         options = self.options(site, 2, allowed)
         return self.find_and(
             collection,
@@ -1886,7 +1107,7 @@ class _Parser:
         filter_, _ = self.take(site, (_REQUIRED_FILTER, _OPTIONS))
         allowed = {
             key: value
-            for key, value in _FIND_AND_MODIFY.items()
+            for key, value in FIND_AND_MODIFY_OPTIONS.items()
             if key
             not in (
                 "upsert",
@@ -1909,7 +1130,7 @@ class _Parser:
         (spec,) = self.take(site, (_Param("the findAndModify document", "document", True),))
         token = site.args[0][0]
         allowed = {
-            **_FIND_AND_MODIFY,
+            **FIND_AND_MODIFY_OPTIONS,
             "query": "",
             "update": "",
             "remove": "",
@@ -1933,9 +1154,9 @@ class _Parser:
             if key not in ("query", "update", "remove", "new")
         }
         options = self.option_values(token, plain, allowed)
-        query = self.convert(token, "query", _as_document, spec.get("query", {}))
-        remove = self.convert(token, "remove", _as_bool, spec.get("remove", False))
-        new = self.convert(token, "new", _as_bool, spec.get("new", False))
+        query = self.convert(token, "query", as_document, spec.get("query", {}))
+        remove = self.convert(token, "remove", as_bool, spec.get("remove", False))
+        new = self.convert(token, "new", as_bool, spec.get("new", False))
         has_update = "update" in spec
         if remove == has_update:
             raise self.fail(
@@ -1992,7 +1213,7 @@ class _Parser:
                 "comment": "comment",
                 "let": "let",
                 "bypassDocumentValidation": "bypass_document_validation",
-                **_CONCERN,
+                **CONCERN_OPTIONS,
             },
         )
         token = site.args[0][0]
@@ -2009,7 +1230,7 @@ class _Parser:
             "bulk_write", (requests,), options, f"bulkWrite on {collection}: {summary}"
         )
 
-    def bulk_operation(self, token: _Token, index: int, operation: dict) -> tuple[Any, str]:
+    def bulk_operation(self, token: Token, index: int, operation: dict) -> tuple[Any, str]:
         kinds = {
             "insertOne": ("document",),
             "updateOne": ("filter", "update", "upsert", "arrayFilters", "collation", "hint"),
@@ -2046,14 +1267,14 @@ class _Parser:
                     token, f"{where}: {name} with {key}", f"{where}: {name} needs {key}"
                 )
         shapes = {
-            "document": _as_document,
-            "filter": _as_document,
-            "replacement": _as_document,
+            "document": as_document,
+            "filter": as_document,
+            "replacement": as_document,
             "update": _as_update,
-            "upsert": _as_bool,
-            "arrayFilters": _as_documents,
-            "collation": _as_document,
-            "hint": _as_hint,
+            "upsert": as_bool,
+            "arrayFilters": as_documents,
+            "collation": as_document,
+            "hint": as_hint,
         }
         values = {
             key: self.convert(token, f"{where}: {key}", shapes[key], value)
@@ -2088,7 +1309,7 @@ class _Parser:
         return _Built(operation, args, kwargs, kind=DDL, result="write", effects=(effect,), **more)
 
     def index_options(self, site: _Site, index: int) -> dict[str, Any]:
-        options = self.options(site, index, _INDEX)
+        options = self.options(site, index, INDEX_OPTIONS)
         return options.kwargs
 
     def m_createIndex(self, collection: str, site: _Site) -> _Built:
@@ -2101,7 +1322,7 @@ class _Parser:
             ),
         )
         token, keys = site.args[0]
-        pairs = self.convert(token, "the index keys", _as_index_keys, keys)
+        pairs = self.convert(token, "the index keys", as_index_keys, keys)
         kwargs = self.index_options(site, 1)
         if commit_quorum is not None:
             kwargs["commitQuorum"] = commit_quorum
@@ -2124,7 +1345,7 @@ class _Parser:
         token, keys_list = site.args[0]
         kwargs = self.index_options(site, 1)
         models = [
-            IndexModel(self.convert(token, "the index keys", _as_index_keys, keys), **kwargs)
+            IndexModel(self.convert(token, "the index keys", as_index_keys, keys), **kwargs)
             for keys in keys_list
         ]
         extra = {"commitQuorum": site.args[2][1]} if len(site.args) == 3 else {}
@@ -2138,7 +1359,7 @@ class _Parser:
     def m_dropIndex(self, collection: str, site: _Site) -> _Built:
         self.take(site, (_Param("the index name or keys", "index", required=True),))
         token, value = site.args[0]
-        target = self.convert(token, "the index", _as_index_target, value)
+        target = self.convert(token, "the index", as_index_target, value)
         shown = value if isinstance(value, str) else _describe(token)
         return self.ddl("drop_index", (target,), {}, f"drops index {shown} on {collection}")
 
@@ -2219,7 +1440,7 @@ class _Parser:
                 "out: {inline: 1}, a collection name, or {replace|merge|reduce: name, db: name}",
             )
         built = self.write(
-            "command", (command,), _Options(), f"writes to {destination} through mapReduce"
+            "command", (command,), Options(), f"writes to {destination} through mapReduce"
         )
         built.target = "database"
         return built
@@ -2244,7 +1465,7 @@ class _Parser:
         return self.explain_command(collection, where, verbosity, built)
 
     def explain_command(
-        self, collection: str, where: _Token, verbosity: Any, built: _Built
+        self, collection: str, where: Token, verbosity: Any, built: _Built
     ) -> _Built:
         if verbosity is None or verbosity is False:
             verbosity = "queryPlanner"
@@ -2286,7 +1507,7 @@ class _Parser:
                 site, (_Param("the collection name", "name", required=True), _OPTIONS)
             )
             self.check_collection_name(new_name, site.args[0][0])
-            options = self.options(site, 1, _CREATE_COLLECTION)
+            options = self.options(site, 1, CREATE_COLLECTION_OPTIONS)
             return _Built(
                 "create_collection",
                 (new_name,),
@@ -2347,7 +1568,7 @@ class _Parser:
         if token.kind in ("string", "regex"):
             return self.advance().value
         if token.kind == "number":
-            return _clamp(self.advance().value)
+            return clamp(self.advance().value)
         if token.kind == "ident":
             return self.identifier_value()
         raise self.fail(token, "a value")
@@ -2362,20 +1583,20 @@ class _Parser:
             value = float("inf")
         else:
             raise self.fail(token, f"a number after '{sign.value}'")
-        return _clamp(-value if sign.value == "-" else value)
+        return clamp(-value if sign.value == "-" else value)
 
     def identifier_value(self) -> Any:
         token = self.advance()
         name = token.value
-        if name in _LITERALS and not self.is_punct("("):
-            return _LITERALS[name]
+        if name in LITERALS and not self.is_punct("("):
+            return LITERALS[name]
         if name == "new":
             constructor = self.peek()
-            if constructor.kind != "ident" or constructor.value not in _CONSTRUCTORS:
-                raise self.fail(constructor, f"one of {', '.join(_CONSTRUCTORS)} after 'new'")
+            if constructor.kind != "ident" or constructor.value not in CONSTRUCTORS:
+                raise self.fail(constructor, f"one of {', '.join(CONSTRUCTORS)} after 'new'")
             self.advance()
             return self.construct(constructor)
-        if name in _CONSTRUCTORS:
+        if name in CONSTRUCTORS:
             return self.construct(token)
         if name == "function" or self.is_punct("=") or name == "this":
             raise self.fail(
@@ -2389,14 +1610,14 @@ class _Parser:
             "a value",
             f"expected a value but found {_describe(token)}"
             + (
-                f" (functions allowed here: {', '.join(_CONSTRUCTORS)})"
+                f" (functions allowed here: {', '.join(CONSTRUCTORS)})"
                 if self.is_punct("(")
                 else ""
             ),
         )
 
-    def construct(self, name_token: _Token) -> Any:
-        spec = _CONSTRUCTORS[name_token.value]
+    def construct(self, name_token: Token) -> Any:
+        spec = CONSTRUCTORS[name_token.value]
         if not self.is_punct("("):
             raise self.fail(self.peek(), f"'(' after {name_token.value}")
         args = self.call_args()
@@ -2521,7 +1742,7 @@ def _as_update(value: Any) -> Any:
         isinstance(value, list) and all(isinstance(item, dict) for item in value)
     ):
         return value
-    raise _BadOption("a document {...} or an update pipeline [{...}, ...]")
+    raise BadOption("a document {...} or an update pipeline [{...}, ...]")
 
 
 def _write_destinations(value: Any) -> tuple[str, ...]:
