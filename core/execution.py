@@ -78,6 +78,7 @@ class ExecutionRunner:
             content=request.content,
             out_dir=out_dir,
             read_only=analysis.read_only,
+            allow_server_js=instance.allow_server_js,
         )
         execute = _executor(instance.type)
         for attempt in (1, 2):

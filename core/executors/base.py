@@ -27,3 +27,4 @@ class Job:
     content: str
     out_dir: Path  # where the executor writes the full result file
     read_only: bool = False  # the analysis found only reads: run in a READ ONLY transaction
+    allow_server_js: bool = False  # MongoDB: the instance accepts $where, $function, mapReduce

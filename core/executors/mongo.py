@@ -65,7 +65,7 @@ def execute_mongo(conn: Connection, job: Job) -> ExecutionResult:
     """Run every statement of `job.content` in order against `conn.database`."""
     started = time.monotonic()
     statements = _parse(job.content)
-    _refuse_writes_when_read_only(job, statements)
+    _refuse_what_the_job_does_not_allow(job, statements)
     result = ExecutionResult(
         statements=[
             StatementOutcome(index=i, text=_shorten(stmt.text), kind=stmt.kind, status="not run")
@@ -112,8 +112,15 @@ def _parse(content: str) -> list[MongoStatement]:
         raise ExecutionError(f"the MongoDB statements cannot be parsed: {exc}") from None
 
 
-def _refuse_writes_when_read_only(job: Job, statements: list[MongoStatement]) -> None:
-    """A read-only job runs reads only, whatever the analysis that labelled it said."""
+def _refuse_what_the_job_does_not_allow(job: Job, statements: list[MongoStatement]) -> None:
+    """A read-only job runs reads only, and server-side JavaScript runs only where the instance
+    allows it, whatever the analysis that labelled the request said."""
+    for index, stmt in enumerate(statements, start=1):
+        if stmt.server_js and not job.allow_server_js:
+            raise ExecutionError(
+                f"statement {index} ({stmt.method}) runs server-side JavaScript "
+                f"({', '.join(stmt.server_js)}), which this instance does not allow"
+            )
     if not job.read_only:
         return
     for index, stmt in enumerate(statements, start=1):

@@ -59,7 +59,11 @@ def run(
     host, port = mongo_server
 
     def run_job(
-        content: str, submission_type: str = "query", read_only: bool = False, **conn: Any
+        content: str,
+        submission_type: str = "query",
+        read_only: bool = False,
+        allow_server_js: bool = False,
+        **conn: Any,
     ) -> ExecutionResult:
         connection = Connection(**{"host": host, "port": port, "database": database_name, **conn})
         job = Job(
@@ -68,6 +72,7 @@ def run(
             content=content,
             out_dir=tmp_path,
             read_only=read_only,
+            allow_server_js=allow_server_js,
         )
         return execute_mongo(connection, job)
 
@@ -1090,6 +1095,7 @@ def test_map_reduce_sends_the_javascript_as_code(
         "db.items.mapReduce('function() { emit(this.k, 1) }', 'function(k, v) { return 1 }', "
         "{out: {inline: 1}})",
         database=database,
+        allow_server_js=True,
     )
 
     command = sent(recorder, "mapReduce")
@@ -1125,8 +1131,35 @@ def test_read_only_job_refuses_what_is_not_a_read_whatever_the_analysis_said(
     seed(client, database_name, collection_name, [{"a": 1}])
 
     with pytest.raises(ExecutionError) as caught:
-        run(text.format(c=collection_name), read_only=True)
+        run(text.format(c=collection_name), read_only=True, allow_server_js=True)
 
     assert refusal in caught.value.message
+    assert "approved as read-only" in caught.value.message
     assert client[database_name][collection_name].count_documents({}) == 1
     assert len(list(client[database_name][collection_name].list_indexes())) == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "db.{c}.updateMany({{$where: 'true'}}, {{$set: {{a: 2}}}})",
+        "db.{c}.find()\ndb.{c}.deleteMany({{$expr: {{$function: {{body: 'x', args: [], "
+        "lang: 'js'}}}}}})",
+        "db.{c}.mapReduce('function() {{}}', 'function() {{}}', {{out: 'x'}})",
+    ],
+)
+def test_server_javascript_runs_only_where_the_instance_allows_it(
+    run: Callable[..., ExecutionResult],
+    client: MongoClient,
+    database_name: str,
+    collection_name: str,
+    text: str,
+) -> None:
+    seed(client, database_name, collection_name, [{"a": 1}])
+
+    with pytest.raises(ExecutionError) as caught:
+        run(text.format(c=collection_name), submission_type="script")
+
+    assert "which this instance does not allow" in caught.value.message
+    assert caught.value.partial is None  # refused before anything ran
+    assert list(client[database_name][collection_name].find({}, {"_id": 0})) == [{"a": 1}]
