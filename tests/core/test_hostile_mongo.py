@@ -370,7 +370,7 @@ def _values(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     )
 
 
-VALUES = st.recursive(ATOMS, _values, max_leaves=12)
+VALUES = st.recursive(ATOMS, _values, max_leaves=8)
 METHODS = st.one_of(
     st.sampled_from(COLLECTION_METHODS),
     st.sampled_from(["save", "frob", "forEach", "runCommand", "insertOne", "find"]),
@@ -469,7 +469,7 @@ def _answers(text: str, allow_server_js: bool) -> None:
 # Fresh inputs every run (no example database): each run explores new ground, and a failure
 # prints the text that caused it.
 @settings(
-    max_examples=1_500,
+    max_examples=1_200,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     database=None,
@@ -484,3 +484,36 @@ def test_fuzzed_shell_text_is_answered_never_crashes(text: str, allow_server_js:
 def test_arbitrary_text_is_answered_never_crashes(text: str) -> None:
     _answers("db.c.find(" + text, False)
     _answers(text, True)
+
+
+SEEDS = [case.text for case in CASES if len(case.text) < 500] + [
+    "db.c.find({a: 1}, {b: 1}).sort({b: -1}).limit(5).explain('executionStats')",
+    "db.c.bulkWrite([{updateMany: {filter: {}, update: {$set: {a: 1}}}}], {ordered: false})",
+    "db.c.findAndModify({query: {a: 1}, update: {$inc: {n: 1}}, new: true, fields: {n: 1}})",
+    "db.c.createIndex({a: 1}, {partialFilterExpression: {b: {$gt: 5}}, name: 'a'})",
+    "db.c.insertOne({d: new Date(2024, 0, 1), b: BinData(0, 'aGk='), t: Timestamp(1, 2)})",
+    "db.c.aggregate([{$lookup: {from: 'o', pipeline: [{$match: {x: 1}}], as: 'y'}}])",
+]
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> str:
+    text = draw(st.sampled_from(SEEDS))
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, len(text)))
+        end = min(len(text), at + draw(st.integers(0, 8)))
+        how = draw(st.sampled_from(["delete", "insert", "repeat"]))
+        if how == "delete":
+            text = text[:at] + text[end:]
+        elif how == "insert":
+            piece = draw(st.sampled_from([*"{}[]()'\"`/\\,:;.$-e0\n", "new ", "$where"]))
+            text = text[:at] + piece + text[at:]
+        else:
+            text = text[:at] + text[at:end] * draw(st.integers(2, 4)) + text[end:]
+    return text
+
+
+@settings(max_examples=1_500, deadline=None, database=None)
+@given(mutated(), st.booleans())
+def test_mutated_snippets_are_answered_never_crash(text: str, allow_server_js: bool) -> None:
+    _answers(text, allow_server_js)
