@@ -12,6 +12,7 @@ import base64
 import binascii
 import bisect
 import datetime as dt
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,6 +68,13 @@ _QUOTES = {'"': '"', "'": "'", "`": "`", "\u201c": "\u201d", "\u2018": "\u2019"}
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
 # Slack and word processors turn spaces into no-break spaces; they are still spaces.
 _EXTRA_SPACES = "\u00a0\ufeff\u2028\u2029\u202f"
+_SPACES = re.compile(f"[\\s{_EXTRA_SPACES}]+")
+# Within a string, everything but its closing quote, a backslash, a new line (and, in a
+# template string, '$') stands for itself.
+_PLAIN_RUNS = {
+    closing: re.compile(f"[^\\\\\\n{re.escape(closing)}{'$' if closing == '`' else ''}]+")
+    for closing in _QUOTES.values()
+}
 
 
 def _is_digit(ch: str) -> bool:
@@ -107,9 +115,9 @@ class Lexer:
     def _skip_space_and_comments(self) -> None:
         text = self.text
         while self.pos < len(text):
-            ch = text[self.pos]
-            if ch.isspace() or ch in _EXTRA_SPACES:
-                self.pos += 1
+            spaces = _SPACES.match(text, self.pos)
+            if spaces:
+                self.pos = spaces.end()
             elif text.startswith("//", self.pos):
                 newline = text.find("\n", self.pos)
                 self.pos = len(text) if newline < 0 else newline
@@ -150,7 +158,13 @@ class Lexer:
         self.pos += 1
         text = self.text
         chars: list[str] = []
+        plain = _PLAIN_RUNS[closing]
         while True:
+            # Long runs of ordinary characters are taken in one step.
+            run = plain.match(text, self.pos)
+            if run:
+                chars.append(run.group())
+                self.pos = run.end()
             if self.pos >= len(text) or text[self.pos] == "\n":
                 raise self.fail(
                     start,
@@ -160,13 +174,14 @@ class Lexer:
             ch = text[self.pos]
             if ch == closing:
                 self.pos += 1
-                if len(chars) > MAX_STRING_CHARS:
+                value = "".join(chars)
+                if len(value) > MAX_STRING_CHARS:
                     raise self.fail(
                         start,
                         f"string too long: expected at most {MAX_STRING_CHARS:,} characters",
                         f"a string of at most {MAX_STRING_CHARS:,} characters",
                     )
-                return Token("string", "".join(chars), start, self.pos, text[start : self.pos])
+                return Token("string", value, start, self.pos, text[start : self.pos])
             if ch == "\\":
                 chars.append(self._escape())
             elif closing == "`" and text.startswith("${", self.pos):

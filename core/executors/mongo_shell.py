@@ -398,9 +398,10 @@ class _Parser:
     # -- token helpers
 
     def peek(self, ahead: int = 0) -> Token:
-        while len(self.tokens) <= self.pos + ahead and not (
-            self.tokens and self.tokens[-1].kind == "end"
-        ):
+        index = self.pos + ahead
+        if index < len(self.tokens):
+            return self.tokens[index]
+        while len(self.tokens) <= index and not (self.tokens and self.tokens[-1].kind == "end"):
             self.tokens.append(self.lexer.next_token(self.tokens[-1] if self.tokens else None))
         return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
 
@@ -411,7 +412,7 @@ class _Parser:
 
     def is_punct(self, value: str, ahead: int = 0) -> bool:
         token = self.peek(ahead)
-        return token.kind == "punct" and token.value == value
+        return token.value == value and token.kind == "punct"
 
     def fail(self, token: Token, expected: str, message: str | None = None) -> MongoParseError:
         text = message or f"expected {expected} but found {_describe(token)}"
