@@ -156,9 +156,10 @@ def read_preference(mode: Any, tags: Any = None) -> Any:
 
 
 def _as_bound(value: Any) -> Any:
-    """find's min/max bounds as (key, value) pairs; createCollection's max as a count."""
+    """find's min/max bounds as a document (pymongo sends them unchanged, unlike sort and
+    hint); createCollection's max as a count."""
     if isinstance(value, dict) and value:
-        return list(value.items())
+        return value
     if _is_count(value):
         return value
     raise BadOption("index bounds such as {field: value}")

@@ -766,7 +766,8 @@ class _Parser:
         elif name in ("min", "max"):
             if not isinstance(value, dict) or not value:
                 raise self.fail(token, "index bounds such as {field: value}")
-            kwargs[name] = list(value.items())
+            # pymongo sends find()'s min and max as given, so they stay documents.
+            kwargs[name] = value
         else:  # comment
             kwargs[name] = value
 
@@ -846,6 +847,9 @@ class _Parser:
             pipeline, _ = self.take(site, (pipeline_param, _OPTIONS))
             options = self.options(site, 1, {**AGGREGATE_OPTIONS, "explain": ""})
         explain_option = options.kwargs.pop("", None)
+        if isinstance(options.kwargs.get("hint"), list):
+            # aggregate() sends its hint unchanged: an index document, not (key, direction) pairs.
+            options.kwargs["hint"] = dict(options.kwargs["hint"])
         chain = self.chain((), ("explain",))
         destinations = _write_destinations(pipeline)
         built = _Built(

@@ -1163,3 +1163,46 @@ def test_server_javascript_runs_only_where_the_instance_allows_it(
     assert "which this instance does not allow" in caught.value.message
     assert caught.value.partial is None  # refused before anything ran
     assert list(client[database_name][collection_name].find({}, {"_id": 0})) == [{"a": 1}]
+
+
+def test_remaining_shapes_reach_the_server_as_written(
+    run: Callable[..., ExecutionResult],
+    client: MongoClient,
+    wire: tuple[str, _CommandRecorder],
+) -> None:
+    database, recorder = wire
+    client[database]["items"].insert_many([{"a": i} for i in range(6)])
+    client[database]["items"].create_index([("a", 1)])
+
+    result = run(
+        "db.items.explain().count({a: {$gt: 1}})\n"
+        "db.items.explain('executionStats').distinct('a', {a: {$lt: 3}})\n"
+        "db.items.find().hint({a: 1}).min({a: 2}).max({a: 4}).returnKey().noCursorTimeout()"
+        ".allowDiskUse()\n"
+        "db.items.aggregate({$match: {a: {$gte: 4}}}, {$project: {_id: 0, a: 1}})\n"
+        "db.items.aggregate([{$match: {a: 0}}], {hint: {a: 1}})\n"
+        "db.items.find({a: 5}, {_id: 0}, {readPreference: 'primaryPreferred', maxTimeMS: 900})\n"
+        "db.items.dropIndexes()",
+        submission_type="script",
+        database=database,
+    )
+
+    assert [s.kind for s in result.statements] == ["read"] * 6 + ["ddl"]
+    assert [s.rows for s in result.statements[:6]] == [1, 1, 2, 2, 1, 1]
+    assert result.preview_rows == [[5]]
+    explains = [command for name, command in recorder.commands if name == "explain"]
+    assert explains[0]["explain"] == {"count": "items", "query": {"a": {"$gt": 1}}}
+    assert explains[1]["explain"] == {"distinct": "items", "key": "a", "query": {"a": {"$lt": 3}}}
+    finds = [command for name, command in recorder.commands if name == "find"]
+    assert (finds[0]["min"], finds[0]["max"]) == ({"a": 2}, {"a": 4})
+    assert finds[0]["returnKey"] is True and finds[0]["noCursorTimeout"] is True
+    assert finds[0]["allowDiskUse"] is True
+    assert 0 < finds[1]["maxTimeMS"] <= 900
+    aggregates = [command for name, command in recorder.commands if name == "aggregate"]
+    assert aggregates[0]["pipeline"] == [
+        {"$match": {"a": {"$gte": 4}}},
+        {"$project": {"_id": 0, "a": 1}},
+    ]
+    assert aggregates[1]["hint"] == {"a": 1}
+    assert sent(recorder, "dropIndexes")["index"] == "*"
+    assert [index["name"] for index in client[database]["items"].list_indexes()] == ["_id_"]

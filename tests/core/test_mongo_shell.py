@@ -928,7 +928,7 @@ SNIPPETS = [
     ),
     Snippet(
         "db.c.find().hint({a: 1}).min({a: 2}).max({a: 9})",
-        ("find", ({}, None), {"hint": [("a", 1)], "min": [("a", 2)], "max": [("a", 9)]}),
+        ("find", ({}, None), {"hint": [("a", 1)], "min": {"a": 2}, "max": {"a": 9}}),
     ),
     Snippet(
         "db.c.find().returnKey().showRecordId(true).allowDiskUse().noCursorTimeout()",
@@ -1003,7 +1003,7 @@ SNIPPETS = [
                 "allowDiskUse": True,
                 "comment": "report",
                 "let": {"v": 1},
-                "hint": [("a", 1)],
+                "hint": {"a": 1},
             },
         ),
         max_time_ms=3000,
