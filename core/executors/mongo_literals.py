@@ -66,8 +66,9 @@ _PUNCTUATION = "{}[](),:;.-+/"
 _BEFORE_VALUE = ("(", ",", ":", "[")
 _QUOTES = {'"': '"', "'": "'", "`": "`", "\u201c": "\u201d", "\u2018": "\u2019"}
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
-# Slack and word processors turn spaces into no-break spaces; they are still spaces.
-_EXTRA_SPACES = "\u00a0\ufeff\u2028\u2029\u202f"
+# Slack and word processors turn spaces into no-break spaces, and web pages carry zero-width
+# ones; between tokens they are all spaces.
+_EXTRA_SPACES = "\u00a0\ufeff\u2028\u2029\u202f\u200b\u200c\u200d\u2060"
 _SPACES = re.compile(f"[\\s{_EXTRA_SPACES}]+")
 # Within a string, everything but its closing quote, a backslash, a new line (and, in a
 # template string, '$') stands for itself.

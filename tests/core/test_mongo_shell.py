@@ -235,6 +235,11 @@ VALID = [
         ),
     ),
     (
+        "db.c\u200b.find({a: 1})\u2060",
+        "c",
+        ("find", ({"a": 1}, None), {}),
+    ),
+    (
         "db.c.find({a: \u201cslack quotes\u201d})\u00a0;",
         "c",
         ("find", ({"a": "slack quotes"}, None), {}),
