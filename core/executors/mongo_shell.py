@@ -386,29 +386,44 @@ _FLAG_MODIFIERS = {
 }
 
 
+# How far behind the current token the window may grow before it is trimmed.
+_TOKENS_KEPT = 64
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.lexer = Lexer(text)
         # Tokens are read on demand, so the first problem in reading order is the one reported.
-        self.tokens: list[Token] = []
+        # Only those from the previous one on are kept: memory does not grow with the text.
+        self.window: list[Token] = []  # the tokens from position self.base on
+        self.base = 0
         self.pos = 0
         self.depth = 0
 
     # -- token helpers
 
     def peek(self, ahead: int = 0) -> Token:
-        index = self.pos + ahead
-        if index < len(self.tokens):
-            return self.tokens[index]
-        while len(self.tokens) <= index and not (self.tokens and self.tokens[-1].kind == "end"):
-            self.tokens.append(self.lexer.next_token(self.tokens[-1] if self.tokens else None))
-        return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
+        index = self.pos + ahead - self.base
+        window = self.window
+        if index < len(window):
+            return window[index]
+        while len(window) <= index and not (window and window[-1].kind == "end"):
+            window.append(self.lexer.next_token(window[-1] if window else None))
+        return window[min(index, len(window) - 1)]
 
     def advance(self) -> Token:
         token = self.peek()
-        self.pos = min(self.pos + 1, len(self.tokens) - 1) if token.kind == "end" else self.pos + 1
+        if token.kind != "end":
+            self.pos += 1
+            if self.pos - self.base > _TOKENS_KEPT:
+                dropped = self.pos - self.base - 1
+                del self.window[:dropped]
+                self.base += dropped
         return token
+
+    def previous(self) -> Token:
+        return self.window[self.pos - 1 - self.base]
 
     def is_punct(self, value: str, ahead: int = 0) -> bool:
         token = self.peek(ahead)
@@ -439,7 +454,7 @@ class _Parser:
                     f"too many statements: expected at most {MAX_STATEMENTS} in one script",
                 )
             out.append(self.statement())
-            last = self.tokens[self.pos - 1]
+            last = self.previous()
             following = self.peek()
             if following.kind == "end" or self.is_punct(";"):
                 continue
@@ -480,7 +495,7 @@ class _Parser:
             site = self.site(self.collection_method_known)
             built = getattr(self, "m_" + site.name.value)(collection, site)
         line, column = self.lexer.position(first.start)
-        end = self.tokens[self.pos - 1].end
+        end = self.previous().end
         return MongoStatement(
             collection=collection,
             method=site.name.value,
@@ -508,7 +523,7 @@ class _Parser:
         check_name(name)
         self.advance()
         args = self.call_args()
-        return _Site(name, args, self.tokens[self.pos - 1])
+        return _Site(name, args, self.previous())
 
     def collection_method_known(self, token: Token) -> None:
         name = token.value
@@ -699,7 +714,7 @@ class _Parser:
             if name.kind != "ident" or name.value not in usable:
                 raise self.fail(name, f"one of {', '.join(usable)}")
             self.advance()
-            site = _Site(name, self.call_args(), self.tokens[self.pos - 1])
+            site = _Site(name, self.call_args(), self.previous())
             if name.value in _DISPLAY_ONLY_MODIFIERS:
                 if site.args:
                     raise self.fail(site.args[0][0], "')'")
@@ -710,7 +725,7 @@ class _Parser:
                     self.advance()
                     self.advance()
                     if self.call_args():
-                        raise self.fail(self.tokens[self.pos - 1], "')'")
+                        raise self.fail(self.previous(), "')'")
                 if self.is_punct("."):
                     raise self.fail(self.peek(1), "';' or a new line")
                 break
@@ -1661,7 +1676,7 @@ class _Parser:
         parts = [token.text]
         # An unquoted dotted path (`a.b: 1`) is read as the key "a.b"; the shell itself would
         # need quotes, but the meaning is unambiguous.
-        while self.is_punct(".") and self.peek().start == self.tokens[self.pos - 1].end:
+        while self.is_punct(".") and self.peek().start == self.previous().end:
             part = self.peek(1)
             if part.kind not in ("ident", "number") or part.start != self.peek().end:
                 break
