@@ -78,6 +78,11 @@ _PLAIN_RUNS = {
 }
 
 
+# `\w` is exactly str.isalnum() plus '_'.
+_IDENT_REST = re.compile(r"[\w$]*")
+_DIGITS = re.compile("[0-9]*")
+
+
 def _is_digit(ch: str) -> bool:
     # str.isdigit() accepts '²' and other digits int() and float() refuse.
     return len(ch) == 1 and "0" <= ch <= "9"
@@ -143,8 +148,7 @@ class Lexer:
         if _is_digit(ch) or (leading_dot and dot_number_allowed):
             return self._number()
         if _is_ident_start(ch):
-            while self.pos < len(self.text) and _is_ident_part(self.text[self.pos]):
-                self.pos += 1
+            self.pos = _IDENT_REST.match(self.text, start + 1).end()
             name = self.text[start : self.pos]
             return Token("ident", name, start, self.pos, name)
         if ch == "/" and regex_allowed:
@@ -274,8 +278,7 @@ class Lexer:
             )
 
     def _digits(self) -> None:
-        while self.pos < len(self.text) and _is_digit(self.text[self.pos]):
-            self.pos += 1
+        self.pos = _DIGITS.match(self.text, self.pos).end()
 
     def _regex(self) -> Token:
         start = self.pos
