@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.analysis import ADMIN, AnalysisError, StatementInfo, nothing_to_run
+from core.analysis import ADMIN, READ, AnalysisError, StatementInfo, nothing_to_run
 from core.executors.mongo_shell import MongoParseError, MongoStatement, parse
 
 _UNFILTERED_WARNED = {
@@ -34,6 +34,11 @@ def analyse_mongo(
     for statement in parsed:
         reasons = list(statement.effects)
         kind = statement.kind
+        if kind != READ and any(name.startswith("system.") for name in _tables(statement)):
+            # system.js holds functions $where can call; other system collections are the
+            # server's own bookkeeping.
+            kind = ADMIN
+            reasons.append(f"changes {_tables(statement)[0]}, a system collection")
         javascript = statement.server_js
         if javascript:
             described = ", ".join(javascript)

@@ -141,6 +141,24 @@ def test_an_instance_that_allows_server_javascript_gets_an_admin_label_and_a_war
     )
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "db.system.js.insertOne({_id: 'f', value: Code('function() { return 1 }')})",
+        "db['system.profile'].drop()",
+        "db.createCollection('system.x')",
+    ],
+)
+def test_changing_a_system_collection_is_an_admin_action(text: str) -> None:
+    analysis = mongo(text)
+    assert analysis.kind == ADMIN
+    assert any("a system collection" in reason for reason in analysis.reasons)
+
+
+def test_reading_a_system_collection_stays_a_read() -> None:
+    assert mongo("db.system.profile.find().sort({ts: -1}).limit(5)").kind == READ
+
+
 def test_database_methods_name_the_collection_they_touch() -> None:
     analysis = mongo("db.createCollection('log')\ndb.createView('v', 'c', [])")
     assert analysis.tables == ("log", "v")
