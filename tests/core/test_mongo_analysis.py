@@ -7,6 +7,9 @@ import pytest
 
 from core.analysis import ADMIN, DDL, READ, WRITE, AnalysisError, analyse
 from core.catalogue import parse_catalogue
+from core.errors import InvalidSubmission
+from core.requests import Submission
+from tests.portal import dispose, fresh_portal_url, make_catalogue, portal_services, submit_query
 
 
 def mongo(content: str, allow_server_js: bool = False):
@@ -171,3 +174,33 @@ def test_the_catalogue_opt_in_defaults_to_off() -> None:
     )
     assert catalogue.instance("m").allow_server_js is False
     assert catalogue.instance("js").allow_server_js is True
+
+
+def test_submit_uses_each_instance_opt_in(tmp_path) -> None:
+    mongo_instance = {"type": "mongodb", "host": "127.0.0.1", "port": 27017, "databases": ["d"]}
+    catalogue = make_catalogue(
+        pods=[("payments", "Payments")],
+        instances=[
+            {**mongo_instance, "id": "plain", "name": "Plain"},
+            {**mongo_instance, "id": "js", "name": "JS", "allow_server_js": True},
+        ],
+    )
+    requests, users = portal_services(fresh_portal_url("sqlite", None, tmp_path), catalogue)
+    try:
+        dana = users.add(email="dana@example.com", name="Dana", role="developer", pod="payments")
+        text = "db.c.find({$where: 'this.a > 1'})"
+
+        with pytest.raises(InvalidSubmission) as refused:
+            submit_query(requests, dana, text, target="plain/d")
+        _, analysis = requests.submit(
+            dana.id, Submission(target="js/d", submission_type="query", query=text)
+        )
+    finally:
+        dispose(requests)
+        dispose(users)
+
+    assert refused.value.field == "query"
+    assert "$where runs JavaScript on the server" in str(refused.value)
+    assert "(line 1, column 1)" in str(refused.value)
+    assert analysis.kind == ADMIN
+    assert analysis.warnings
