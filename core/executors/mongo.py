@@ -6,7 +6,12 @@ pymongo's client-side operation timeout, and it is the only way pymongo offers t
 sent carries `maxTimeMS` set to what is left of the statement's budget (so the first command of
 a statement carries about `statement_timeout_s * 1000`). The same deadline bounds the client's
 own waits, so a server that ignores `maxTimeMS` cannot hold a worker forever; a read's whole
-export, rows written to the file included, has to fit in it.
+export, rows written to the file included, has to fit in it. A `maxTimeMS` the user wrote can
+shorten that budget, never lengthen it.
+
+What a statement may do is checked here again, whatever the submit-time analysis said: a job
+approved as read-only runs reads only, and server-side JavaScript runs only when the job
+carries the instance's `allow_server_js`.
 
 Scripts run statement by statement and stop at the first failure. MongoDB has no
 cross-statement rollback here, so what already ran stays applied and is reported.
