@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse
 from slack_bolt.context.respond import Respond
@@ -50,27 +50,9 @@ PORTAL_DOWN = (
 log = logging.getLogger("dbquery.bot")
 
 
-class Dispatcher(Protocol):
-    """The part of the worker listeners use."""
-
-    def wake(self) -> None: ...
-
-    def deliver_outcome_now(self, request_id: int) -> object: ...
-
-
-class Notifications(Protocol):
-    """The part of the Slack notifier listeners use (core.notify.Notifier's decision hooks)."""
-
-    def request_submitted(self, request: RequestRecord, approvers: list[UserRecord]) -> None: ...
-
-    def request_decided(self, request: RequestRecord) -> None: ...
-
-
 @dataclass(frozen=True)
 class Services:
     core: Core
-    notifier: Notifications
-    worker: Dispatcher
     background: Executor  # checks that race the acknowledgement (submitted forms, look-ups)
     follow_ups: Executor  # what listeners do once Slack has its acknowledgement
 
@@ -377,8 +359,6 @@ __all__ = [
     "PORTAL_UNAVAILABLE",
     "PORTAL_USER",
     "RecentUsers",
-    "Dispatcher",
-    "Notifications",
     "Services",
     "analyses_for",
     "analysis_of",

@@ -1,4 +1,7 @@
-"""core.notify.Notifier over the Slack Web API: cards, approval DMs, threaded outcomes, audit.
+"""Slack messages about requests: cards, approval DMs, reminders, threaded outcomes, audit.
+
+bot.subscriber calls it for core's events; the worker calls deliver_outcome (it implements
+core.notify.OutcomeDelivery).
 
 Slack failures are logged (and counted by the client's error counter) and never change a
 request's state. Only deliver_outcome raises, so the worker keeps the outcome queued and
@@ -26,13 +29,15 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.context import analysis_of
 from bot.file_upload import stream_file
+from bot.messages import MessageRef, MessageRefs, Purpose
 from bot.views.approval import approval_message, decided_message, reminder_text
+from bot.views.notice import notice_message
 from bot.views.request_card import request_card
 from bot.views.results import needs_file, outcome_message, result_file_name
 from core.errors import DbqueryError
+from core.events import PrivateNotice
 from core.jobs import DELIVERY_LEASE
 from core.lifecycle import Status
-from core.messages import MessageRef, MessageRefs, Purpose
 from core.records import RequestRecord, UserRecord
 from core.wiring import Core
 
@@ -99,13 +104,17 @@ class SlackNotifier:
         self._dm_channels: dict[str, str] = {}
         self._dm_lock = threading.Lock()
         # One lock per request with updates in flight (counted, so finished ones are dropped).
-        self._request_locks: dict[int, tuple[threading.Lock, int]] = {}
+        self._request_locks: dict[int, tuple[threading.RLock, int]] = {}
         self._request_locks_guard = threading.Lock()
 
     # --- Notifier ------------------------------------------------------------------------------
 
     def request_submitted(self, request: RequestRecord, approvers: list[UserRecord]) -> None:
-        self._attempt("post the request card", self.post_card, request)
+        with self._request_lock(request.id):
+            # The outcome may have been delivered first (a fast decision made elsewhere), and
+            # posted the card itself.
+            if self.refs.card(request.id) is None:
+                self._attempt("post the request card", self.post_card, request)
         analysis = analysis_of(request)
         for approver in approvers:
             self._attempt("send an approval DM", self.post_approval, request, analysis, approver)
@@ -124,7 +133,8 @@ class SlackNotifier:
         self._audit(request, "executing")
 
     def deliver_outcome(self, request: RequestRecord, result_file: Path | None) -> None:
-        card = self.refs.card(request.id) or self._patiently(self.post_card, request)
+        with self._request_lock(request.id):
+            card = self.refs.card(request.id) or self._patiently(self.post_card, request)
         if card is None:
             log.warning(
                 "request %s: the requester is not on Slack; outcome not posted", request.uuid
@@ -145,6 +155,21 @@ class SlackNotifier:
             self._remind_one(request, analysis, approver, dms, escalated=False)
         for admin in admins:
             self._remind_one(request, analysis, admin, dms, escalated=True)
+
+    def send_private_notice(self, notice: PrivateNotice) -> None:
+        """A DM to the person's linked Slack account; without one, a warning (never the link)."""
+        slack_id = notice.person.slack_user_id
+        if not slack_id:
+            log.warning(
+                "private notice for %s not sent: no linked Slack account", notice.person.email
+            )
+            return
+        self._attempt(
+            "send a private notice",
+            lambda: self.client.chat_postMessage(
+                channel=self._dm_channel(slack_id), **notice_message(notice)
+            ),
+        )
 
     # --- the pieces ----------------------------------------------------------------------------
 
@@ -272,7 +297,7 @@ class SlackNotifier:
     @contextmanager
     def _request_lock(self, request_id: int) -> Iterator[None]:
         with self._request_locks_guard:
-            lock, users = self._request_locks.get(request_id, (threading.Lock(), 0))
+            lock, users = self._request_locks.get(request_id, (threading.RLock(), 0))
             self._request_locks[request_id] = (lock, users + 1)
         try:
             with lock:

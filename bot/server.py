@@ -36,6 +36,7 @@ from bot.intake import MAX_BODY_BYTES, Answer, admit, bolt_request
 from bot.metrics import CONTENT_TYPE, Metrics, SlackErrorCounter
 from bot.notifier import SlackNotifier
 from bot.socket_mode import SocketModeReceiver
+from bot.subscriber import SlackSubscriber
 from core.jobs import Worker
 from core.settings import Settings
 from core.wiring import Core, build_core
@@ -87,11 +88,11 @@ def build_runtime(settings: Settings, core: Core | None = None) -> Runtime:
     worker = Worker(core, notifier, on_finished=metrics.execution_finished)
     services = Services(
         core=core,
-        notifier=notifier,
-        worker=worker,
         background=background_executor(),
         follow_ups=follow_up_executor(),
     )
+    worker.subscribe(core.events)
+    core.events.subscribe("slack", SlackSubscriber(notifier, services.follow_ups))
     secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     )

@@ -225,7 +225,7 @@ class RequestService:
         return self._decide(request_uuid, decider_id, Status.REJECTED, reason)
 
     def check_may_decide(self, request_uuid: uuid_mod.UUID | str, decider_id: uuid_mod.UUID):
-        """Raise NotAllowed/InvalidTransition now (e.g. before opening the reject modal)."""
+        """Raise NotAllowed/InvalidTransition now (e.g. before asking for a rejection's reason)."""
         with self.sessions() as session:
             request = self._load(session, _as_uuid(request_uuid))
             self._authorise(session, request, decider_id)

@@ -76,15 +76,13 @@ def register(app: App, services: Services) -> None:
 
         app.action(action_id)(clicked)
 
-    def announce_approval(
+    def refresh_home_after_approval(
         request: RequestRecord,
         user: UserRecord,
         body: dict[str, Any],
         client: WebClient,
         respond: Respond,
     ) -> None:
-        services.worker.wake()
-        services.notifier.request_decided(request)
         if clicked_in_home(body):
             publish_home(client, services, user)
 
@@ -107,7 +105,7 @@ def register(app: App, services: Services) -> None:
 
     # Approving is the decision itself; rejecting first asks for a reason in a modal, so the
     # button only checks that the person may decide.
-    on_decision_button(APPROVE_ACTION, core.requests.approve, announce_approval)
+    on_decision_button(APPROVE_ACTION, core.requests.approve, refresh_home_after_approval)
     on_decision_button(REJECT_ACTION, core.requests.check_may_decide, ask_for_reason)
 
     @app.view(REJECT_CALLBACK)
@@ -120,9 +118,7 @@ def register(app: App, services: Services) -> None:
     ) -> None:
         user = portal_user(context)
         try:
-            request = core.requests.reject(
-                view.get("private_metadata") or "", user.id, reason_of(view)
-            )
+            core.requests.reject(view.get("private_metadata") or "", user.id, reason_of(view))
         except DbqueryError as exc:  # InvalidSubmission (no reason), NotAllowed, raced
             ack(response_action="errors", errors={REASON_BLOCK: exc.message})
             return
@@ -131,12 +127,7 @@ def register(app: App, services: Services) -> None:
             ack(response_action="errors", errors={REASON_BLOCK: PORTAL_DOWN})
             return
         ack()
-        services.after_ack(REJECT_CALLBACK, announce_rejection, request, user, client)
-
-    def announce_rejection(request: RequestRecord, user: UserRecord, client: WebClient) -> None:
-        services.notifier.request_decided(request)
-        services.worker.deliver_outcome_now(request.id)
-        publish_home(client, services, user)
+        services.after_ack(REJECT_CALLBACK, publish_home, client, services, user)
 
 
 def reason_of(view: dict[str, Any]) -> str:

@@ -262,9 +262,6 @@ def register(app: App, services: Services, scripts: ScriptFetcher) -> None:
         remember_analysis(request, analysis)
         return request
 
-    def announce(request: RequestRecord) -> None:
-        services.notifier.request_submitted(request, core.requests.approvers_for(request))
-
     @app.view(SUBMIT_CALLBACK)
     def submit_request(
         ack: Ack, view: dict[str, Any], context: BoltContext, client: WebClient
@@ -278,7 +275,7 @@ def register(app: App, services: Services, scripts: ScriptFetcher) -> None:
             return
         pending = services.background.submit(check_and_store, user, form)
         try:
-            request = pending.result(timeout=ACK_BUDGET_S)
+            pending.result(timeout=ACK_BUDGET_S)
         except FutureTimeout:
             ack(response_action="update", view=checking_modal(form.script_name))
             view_id = view.get("id") or ""
@@ -298,7 +295,6 @@ def register(app: App, services: Services, scripts: ScriptFetcher) -> None:
             ack(response_action="errors", errors=field_errors(TARGET_BLOCK, PORTAL_DOWN))
             return
         ack()
-        services.after_ack(SUBMIT_CALLBACK, announce, request)
 
     def finish_late(
         done: Future[RequestRecord], view_id: str, user: UserRecord, client: WebClient
@@ -320,7 +316,6 @@ def register(app: App, services: Services, scripts: ScriptFetcher) -> None:
             show_outcome(client, view_id, user, refused_modal(reason), reason)
             return
         show_outcome(client, view_id, user, submitted_modal(request), None)
-        announce(request)
 
     def show_outcome(
         client: WebClient,

@@ -391,7 +391,10 @@ def start_server(
     settings = make_settings(portal_url, catalogue, workdir / "results", fake)
     clock = Clock()
     core = build_core(settings)
-    core = replace(core, requests=RequestService(core.sessions, core.catalogue, clock=clock))
+    core = replace(
+        core,
+        requests=RequestService(core.sessions, core.catalogue, clock=clock, events=core.events),
+    )
     seed_people(core)
     runtime = build_runtime(settings, core)
     app = create_http_app(core, runtime.bolt_app, runtime.worker, metrics=runtime.metrics)
