@@ -22,6 +22,7 @@ from db.session import Sessions
 
 QUERY_MAX_BYTES = 100 * 1024
 SCRIPT_MAX_BYTES = 1024 * 1024
+SCRIPT_TOO_LARGE = "the script is over 1 MB"  # said wherever the size is first known
 COMMENTS_MAX_CHARS = 3_000
 REASON_MAX_CHARS = 3_000
 INTERRUPTED = "interrupted: the worker stopped while this request was executing; it was not re-run"
@@ -203,7 +204,7 @@ class RequestService:
             if not submission.script_filename or submission.script_content is None:
                 raise InvalidSubmission("script", "attach a script file (.sql, .js or .txt)")
             if _size(submission.script_content) > SCRIPT_MAX_BYTES:
-                raise InvalidSubmission("script", "the script is over 1 MB")
+                raise InvalidSubmission("script", SCRIPT_TOO_LARGE)
             if not submission.script_content.strip():
                 raise InvalidSubmission("script", "the script file is empty")
             return submission.script_content, "script"

@@ -17,11 +17,14 @@ from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.context import PORTAL_DOWN, PORTAL_UNAVAILABLE, Services, portal_user, reply_privately
+from bot.errors import ANSWERABLE, field_errors, tell_privately
 from bot.listeners.home import publish_home
+from bot.middleware import portal_user
+from bot.replies import reply_privately
+from bot.services import Services
 from bot.views.approval import APPROVE_ACTION, REJECT_ACTION
 from bot.views.reject import REASON_BLOCK, REJECT_CALLBACK, reject_modal
-from core.errors import DbqueryError, InvalidSubmission
+from core.errors import InvalidSubmission
 from core.records import RequestRecord, UserRecord
 
 log = logging.getLogger("dbquery.bot.approve")
@@ -63,14 +66,8 @@ def register(app: App, services: Services) -> None:
         ) -> None:
             try:
                 request = decide(request_uuid, user.id)
-            except DbqueryError as exc:
-                reply_privately(client, respond, user.slack_user_id or "", {"text": exc.message})
-                return
-            except PORTAL_UNAVAILABLE as exc:
-                log.warning(
-                    "%s: the portal database did not answer (%s)", action_id, type(exc).__name__
-                )
-                reply_privately(client, respond, user.slack_user_id or "", {"text": PORTAL_DOWN})
+            except ANSWERABLE as exc:
+                tell_privately(client, respond, user, exc, action_id)
                 return
             then(request, user, body, client, respond)
 
@@ -119,12 +116,8 @@ def register(app: App, services: Services) -> None:
         user = portal_user(context)
         try:
             core.requests.reject(view.get("private_metadata") or "", user.id, reason_of(view))
-        except DbqueryError as exc:  # InvalidSubmission (no reason), NotAllowed, raced
-            ack(response_action="errors", errors={REASON_BLOCK: exc.message})
-            return
-        except PORTAL_UNAVAILABLE as exc:
-            log.warning("rejecting: the portal database did not answer (%s)", type(exc).__name__)
-            ack(response_action="errors", errors={REASON_BLOCK: PORTAL_DOWN})
+        except ANSWERABLE as exc:  # no reason, not allowed, decided meanwhile, database down
+            ack(response_action="errors", errors=field_errors(exc, "rejecting", (), REASON_BLOCK))
             return
         ack()
         services.after_ack(REJECT_CALLBACK, publish_home, client, services, user)

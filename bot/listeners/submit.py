@@ -30,15 +30,11 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.context import (
-    PORTAL_DOWN,
-    PORTAL_UNAVAILABLE,
-    Services,
-    portal_user,
-    remember_analysis,
-    reply_privately,
-)
-from bot.views.limits import PLAIN_TEXT_INPUT_MAX, truncate
+from bot.errors import ANSWERABLE, explain, field_errors
+from bot.middleware import portal_user
+from bot.replies import reply_privately
+from bot.services import Services
+from bot.views.limits import PLAIN_TEXT_INPUT_MAX
 from bot.views.submit import (
     COMMENTS_BLOCK,
     QUERY_BLOCK,
@@ -52,16 +48,15 @@ from bot.views.submit import (
     submitted_modal,
     target_options,
 )
-from core.errors import DbqueryError, InvalidSubmission, NotAllowed, NotRegistered
+from core.errors import InvalidSubmission
 from core.lifecycle import SubmissionType
 from core.records import RequestRecord, UserRecord
-from core.requests import SCRIPT_MAX_BYTES, Submission
+from core.requests import SCRIPT_MAX_BYTES, SCRIPT_TOO_LARGE, Submission
 
 SCRIPT_EXTENSIONS = (".sql", ".js", ".txt")
 # Of Slack's 3 seconds: Bolt's own work and the HTTP round trip need the rest.
 ACK_BUDGET_S = 2.0
 DOWNLOAD_TIMEOUT_S = 30
-ERROR_TEXT_LIMIT = 1_000
 BLOCKS = (TARGET_BLOCK, TYPE_BLOCK, QUERY_BLOCK, SCRIPT_BLOCK, COMMENTS_BLOCK)
 UNREADABLE_FIELD = "dbquery could not read this field as Slack sent it; fill it in again"
 NUL_IN_FIELD = "this holds a NUL character, which dbquery cannot store; remove it"
@@ -164,7 +159,7 @@ class SubmitForm(BaseModel):
             if not file.name.lower().endswith(SCRIPT_EXTENSIONS):
                 raise InvalidSubmission(SCRIPT_BLOCK, "attach a .sql, .js or .txt file")
             if file.size is not None and file.size > SCRIPT_MAX_BYTES:
-                raise InvalidSubmission(SCRIPT_BLOCK, "the script is over 1 MB")
+                raise InvalidSubmission(SCRIPT_BLOCK, SCRIPT_TOO_LARGE)
         elif self.query and len(self.query) > PLAIN_TEXT_INPUT_MAX:
             raise InvalidSubmission(
                 QUERY_BLOCK,
@@ -193,7 +188,7 @@ class ScriptFetcher:
                 SCRIPT_BLOCK, "dbquery could not download the file from Slack; try again"
             ) from None
         if len(data) > SCRIPT_MAX_BYTES:
-            raise InvalidSubmission(SCRIPT_BLOCK, "the script is over 1 MB")
+            raise InvalidSubmission(SCRIPT_BLOCK, SCRIPT_TOO_LARGE)
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
@@ -237,14 +232,9 @@ def build_submission(form: SubmitForm, scripts: ScriptFetcher) -> Submission:
     )
 
 
-def field_errors(block: str, message: str) -> dict[str, str]:
-    return {block if block in BLOCKS else TARGET_BLOCK: truncate(message, ERROR_TEXT_LIMIT)}
-
-
-def problem_block(exc: DbqueryError) -> str:
-    """The block a problem belongs to: the field core named, else the target."""
-    field = exc.field if isinstance(exc, InvalidSubmission) else TARGET_BLOCK
-    return field if field in BLOCKS else TARGET_BLOCK
+def form_errors(exc: Exception) -> dict[str, str]:
+    """The problem under its field; problems with the request as a whole go on the target."""
+    return field_errors(exc, "storing a submission", BLOCKS, TARGET_BLOCK)
 
 
 # --- the listeners ------------------------------------------------------------------------------
@@ -259,7 +249,7 @@ def register(app: App, services: Services, scripts: ScriptFetcher) -> None:
 
     def check_and_store(user: UserRecord, form: SubmitForm) -> RequestRecord:
         request, analysis = core.requests.submit(user.id, build_submission(form, scripts))
-        remember_analysis(request, analysis)
+        services.analyses.remember(request, analysis)
         return request
 
     @app.view(SUBMIT_CALLBACK)
@@ -271,7 +261,7 @@ def register(app: App, services: Services, scripts: ScriptFetcher) -> None:
             form = SubmitForm.from_view(view)
             form.check_slack_limits()
         except InvalidSubmission as exc:
-            ack(response_action="errors", errors=field_errors(exc.field, exc.message))
+            ack(response_action="errors", errors=form_errors(exc))
             return
         pending = services.background.submit(check_and_store, user, form)
         try:
@@ -285,14 +275,8 @@ def register(app: App, services: Services, scripts: ScriptFetcher) -> None:
                 )
             )
             return
-        except (InvalidSubmission, NotAllowed, NotRegistered) as exc:
-            ack(response_action="errors", errors=field_errors(problem_block(exc), exc.message))
-            return
-        except PORTAL_UNAVAILABLE as exc:
-            log.warning(
-                "storing a submission: the portal database did not answer (%s)", type(exc).__name__
-            )
-            ack(response_action="errors", errors=field_errors(TARGET_BLOCK, PORTAL_DOWN))
+        except ANSWERABLE as exc:
+            ack(response_action="errors", errors=form_errors(exc))
             return
         ack()
 
@@ -301,14 +285,9 @@ def register(app: App, services: Services, scripts: ScriptFetcher) -> None:
     ) -> None:
         try:
             request = done.result()
-        except DbqueryError as exc:
-            show_outcome(client, view_id, user, refused_modal(exc.message), exc.message)
-            return
-        except PORTAL_UNAVAILABLE as exc:
-            log.warning(
-                "storing a submission: the portal database did not answer (%s)", type(exc).__name__
-            )
-            show_outcome(client, view_id, user, refused_modal(PORTAL_DOWN), PORTAL_DOWN)
+        except ANSWERABLE as exc:
+            problem = explain(exc, "storing a submission")
+            show_outcome(client, view_id, user, refused_modal(problem), problem)
             return
         except Exception:
             log.exception("checking or storing a submission failed")

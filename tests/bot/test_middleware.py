@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from bot.context import RecentUsers, first_input_block
+from bot.errors import first_input_block
+from bot.middleware import RecentUsers
 from core.records import UserRecord
 
 
