@@ -168,7 +168,7 @@ def make_portal_user_middleware(
     def whom_to_ask(text: str) -> str:
         """The refusal, naming the admins who can add or reactivate the person."""
         try:
-            admins = services.core.requests.admins()
+            admins = services.core.users.admins()
         except PORTAL_UNAVAILABLE:
             return text
         if not admins:

@@ -45,7 +45,8 @@ class Worker:
         on_finished: Callable[[RequestRecord, float], None] | None = None,
     ) -> None:
         self.core = core
-        self.requests = core.requests
+        self.queue = core.queue
+        self.deliveries = core.deliveries
         self.outcomes = outcomes
         self.on_finished = on_finished
         size = core.settings.workers
@@ -85,7 +86,7 @@ class Worker:
             id="reminders",
             **common,
         )
-        if self.requests.leases.shared:
+        if self.queue.leases.shared:
             # Another replica may die mid-execution: its leases free up and this one fails them.
             self.scheduler.add_job(
                 _quiet_when_portal_down(self.recover_interrupted),
@@ -164,7 +165,7 @@ class Worker:
             return self.idle.wait_for(lambda: self.running == 0, timeout=timeout)
 
     def recover_interrupted(self) -> int:
-        recovered = self.requests.recover_interrupted()
+        recovered = self.queue.recover_interrupted()
         for request in recovered:
             log.warning("request %s was interrupted (its worker died); marked failed", request.uuid)
             self.deliver_outcome_now(request.id)
@@ -179,7 +180,7 @@ class Worker:
             self.wanted.clear()
             while self.slots.acquire(blocking=False):
                 try:
-                    claimed = self.requests.claim_next_approved()
+                    claimed = self.queue.claim_next_approved()
                 except PORTAL_UNAVAILABLE as exc:
                     # Every tick while the portal database is down: one line, no traceback.
                     self.slots.release()
@@ -224,7 +225,7 @@ class Worker:
                     None,
                 )
             try:
-                finished = self.requests.finish(
+                finished = self.queue.finish(
                     request.id, result_json=result_json, error=error, result_file=result_file
                 )
             finally:
@@ -248,7 +249,7 @@ class Worker:
     def deliver_outcome_now(self, request_id: int) -> bool:
         """Deliver the outcome to the requester; a failure stays queued for a retry."""
         try:
-            request, result_file = self.requests.claim_delivery(request_id, DELIVERY_LEASE)
+            request, result_file = self.deliveries.claim(request_id, DELIVERY_LEASE)
         except InvalidTransition:
             return False
         try:
@@ -259,14 +260,14 @@ class Worker:
                 request.uuid,
                 type(exc).__name__,
             )
-            self.requests.delivery_done(request_id, error=f"{type(exc).__name__}: {exc}")
+            self.deliveries.done(request_id, error=f"{type(exc).__name__}: {exc}")
             return False
-        self.requests.delivery_done(request_id)
+        self.deliveries.done(request_id)
         return True
 
     def retry_deliveries(self) -> int:
         delivered = 0
-        for request_id in self.requests.undelivered(DELIVERY_LEASE, DELIVERY_MAX_ATTEMPTS):
+        for request_id in self.deliveries.undelivered(DELIVERY_LEASE, DELIVERY_MAX_ATTEMPTS):
             delivered += self.deliver_outcome_now(request_id)
         return delivered
 
@@ -275,14 +276,14 @@ class Worker:
     def send_reminders(self) -> int:
         """Mark the requests due a reminder; core.events tells the approvers (and admins)."""
         settings = self.core.settings
-        due = self.requests.due_reminders(
+        due = self.core.requests.due_reminders(
             timedelta(minutes=settings.remind_after_min),
             timedelta(minutes=settings.escalate_after_min),
         )
         return len(due)
 
     def cleanup_tokens(self) -> int:
-        removed = self.requests.expire_tokens()
+        removed = self.core.users.expire_tokens(self.core.queue.clock())
         if removed:
             log.info("removed %d expired token rows", removed)
         return removed

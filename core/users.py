@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -14,7 +15,7 @@ from core.errors import InvalidSubmission, NotFound, NotRegistered
 from core.lifecycle import Role
 from core.records import UserRecord
 from db import repository as repo
-from db.models import User
+from db.models import User, utcnow
 from db.session import Sessions
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -60,6 +61,15 @@ class UserService:
             session.add(user)
             session.flush()
             return UserRecord.of(user)
+
+    def admins(self) -> list[UserRecord]:
+        with self.sessions() as session:
+            return [UserRecord.of(u) for u in repo.active_admins(session)]
+
+    def expire_tokens(self, now: datetime | None = None) -> int:
+        """Delete the sign-in token rows that have expired; returns how many."""
+        with self.sessions.begin() as session:
+            return repo.delete_expired_tokens(session, now or utcnow())
 
     def list(self) -> list[UserRecord]:
         with self.sessions() as session:

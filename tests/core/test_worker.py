@@ -234,11 +234,11 @@ def test_recovery_spares_what_a_live_replica_is_executing(
     running, restarted = (make_core(portal_url, target_db, tmp_path, monkeypatch) for _ in "ab")
     dev, boss = people(running)
     request = submit_approved(running, dev, boss, "SELECT 1")
-    claimed, lease = running.requests.claim_next_approved()
+    claimed, lease = running.queue.claim_next_approved()
     assert claimed.uuid == request.uuid
 
     # Another replica starting up must not fail a request whose executor is alive ...
-    assert restarted.requests.recover_interrupted() == []
+    assert restarted.queue.recover_interrupted() == []
     assert restarted.requests.get(request.uuid).status == Status.EXECUTING
 
     # ... but once that executor's process is gone (its lease freed), it is failed, not re-run.
@@ -246,7 +246,7 @@ def test_recovery_spares_what_a_live_replica_is_executing(
     lease.connection = None
     recovered_now: list = []
     wait_until(
-        lambda: recovered_now.extend(restarted.requests.recover_interrupted()) or recovered_now,
+        lambda: recovered_now.extend(restarted.queue.recover_interrupted()) or recovered_now,
         timeout=10,
         what="the server to end the dead session and free its lease",
     )
@@ -254,4 +254,4 @@ def test_recovery_spares_what_a_live_replica_is_executing(
     assert recovered.uuid == request.uuid
     assert recovered.status == Status.FAILED
     assert recovered.execution_error.startswith("interrupted")
-    assert restarted.requests.claim_next_approved() is None
+    assert restarted.queue.claim_next_approved() is None
