@@ -18,9 +18,9 @@ from slack_bolt.error import BoltUnhandledRequestError
 from slack_sdk import WebClient
 
 from bot.listeners import approve, commands, home, submit
-from bot.listeners.submit import ScriptFetcher
 from bot.middleware import make_portal_user_middleware
 from bot.services import LISTENER_THREADS, Services
+from bot.submit_form import ScriptFetcher
 
 log = logging.getLogger("dbquery.bot")
 

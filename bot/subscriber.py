@@ -12,7 +12,6 @@ from its outcome-delivery queue, which retries until it lands exactly once.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Hashable
@@ -20,10 +19,8 @@ from concurrent.futures import Executor
 from typing import Any
 
 from bot.notifier import SlackNotifier
+from bot.services import logged
 from core.events import Event, EventKind, LifecycleEvent, PrivateNotice
-from core.jobs import PORTAL_UNAVAILABLE
-
-log = logging.getLogger("dbquery.notify")
 
 
 class InOrderPerKey:
@@ -51,18 +48,9 @@ class InOrderPerKey:
                     del self._queues[key]
                     return
                 what, task = queue[0]
-            _logged(what, task)
+            logged(what, task)
             with self._lock:
                 queue.popleft()
-
-
-def _logged(what: str, task: Callable[[], object]) -> None:
-    try:
-        task()
-    except PORTAL_UNAVAILABLE as exc:
-        log.warning("%s: the portal database did not answer (%s)", what, type(exc).__name__)
-    except Exception:  # the event is published already; nothing else can report this
-        log.exception("%s failed", what)
 
 
 class SlackSubscriber:
