@@ -26,7 +26,8 @@ from slack_bolt.request.payload_utils import (
     to_view,
 )
 
-from bot.intake import Answer, Malformed, bolt_request, parse_envelope
+from bot.intake import Answer, bolt_request, parse_envelope
+from bot.payloads import Malformed
 from tests.bot.conftest import SIGNING_SECRET, BotServer, query_form, sign
 
 FORM = "application/x-www-form-urlencoded"
