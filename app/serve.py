@@ -11,7 +11,6 @@ import web
 from bot.server import Runtime
 from bot.server import run as run_slack_server
 from core.auth import resolve_jwt_secret
-from core.events import Event, EventKind, LifecycleEvent
 from core.settings import Settings
 
 log = logging.getLogger("dbquery.serve")
@@ -25,19 +24,9 @@ def add_web(settings: Settings):
             log.info("the web portal is off (DBQUERY_WEB=off)")
             return
         web.install(http_app, runtime.core, settings)
-        # An approval on the web starts the run at once, as a click in Slack does.
-        runtime.core.events.subscribe("wake the worker", _waker(runtime))
         log.info("web portal at %s", settings.public_url or "/")
 
     return extend
-
-
-def _waker(runtime: Runtime):
-    def wake(event: Event) -> None:
-        if isinstance(event, LifecycleEvent) and event.kind == EventKind.APPROVED:
-            runtime.worker.wake()
-
-    return wake
 
 
 def run(settings: Settings, host: str, port: int) -> int:

@@ -8,7 +8,7 @@
 - Refresh tokens: opaque, 256-bit, stored as SHA-256, 7 days, rotated on every use. Using a
   revoked one is taken as theft: all the user's refresh tokens are revoked and their access
   tokens invalidated.
-- Sign in by a one-time link sent privately over the person's linked channel (Slack), or by
+- Sign in by a one-time link the person hears of privately (a PrivateNotice), or by
   password (argon2id). Failures are throttled per email and per client address in the portal
   database, so the limit holds across replicas.
 """
@@ -459,7 +459,7 @@ class AuthService:
     # --- one-time links ------------------------------------------------------------------
 
     def send_sign_in_link(self, email: str) -> None:
-        """DM a one-time sign-in link to the person's linked Slack account, if there is one.
+        """Send a one-time sign-in link privately to the person, if they have a linked account.
 
         The caller answers the same whatever happens (LINK_SENT), so nobody can probe emails.
         """
@@ -501,7 +501,7 @@ class AuthService:
         return self.issue(record)
 
     def send_set_password_link(self, email: str) -> UserRecord:
-        """An admin's action: DM the person a link to set their password (24 hours, once)."""
+        """An admin's action: send the person a private link to set their password (24 h, once)."""
         now = self.clock()
         with self.sessions.begin() as session:
             user = repo.user_by_email(session, (email or "").strip())

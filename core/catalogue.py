@@ -50,6 +50,9 @@ class Instance(BaseModel):
     tls: bool | None = None
     # MongoDB only: the database that holds the user (pymongo's default is "admin").
     auth_source: str | None = Field(default=None, min_length=1)
+    # MongoDB only: accept $where, $function, $accumulator and mapReduce (with a warning and
+    # never as a read) instead of refusing them.
+    allow_server_js: bool = False
 
     @property
     def request_timeout_s(self) -> int:

@@ -1,10 +1,15 @@
-"""The request service: every call is one transaction and every status change one atomic write."""
+"""The request lifecycle: submit, decide, read; and which pending requests are due a reminder.
+
+Submitting and deciding are one transaction each, every status change one conditional write
+(core.request_rows); each publishes its event once it has committed. Reminders take one
+transaction per request due. Claiming and finishing executions is core.queue's; delivering
+outcomes is core.deliveries'.
+"""
 
 from __future__ import annotations
 
 import uuid as uuid_mod
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,19 +17,19 @@ from sqlalchemy.orm import Session
 
 from core.catalogue import Catalogue
 from core.errors import InvalidSubmission, InvalidTransition, NotAllowed, NotFound, NotRegistered
-from core.events import KIND_OF_STATUS, EventBus, EventKind, LifecycleEvent
-from core.lifecycle import Role, Status, SubmissionType, is_legal, why_cannot_decide
+from core.events import EventBus, EventKind
+from core.lifecycle import Role, Status, SubmissionType, why_cannot_decide
 from core.records import RequestRecord, UserRecord
+from core.request_rows import RequestRows, UsesRequestRows, as_uuid, record
 from db import repository as repo
-from db.locks import ExecutionLeases, Lease
 from db.models import QueryRequest, User, utcnow
 from db.session import Sessions
 
 QUERY_MAX_BYTES = 100 * 1024
 SCRIPT_MAX_BYTES = 1024 * 1024
+SCRIPT_TOO_LARGE = "the script is over 1 MB"  # said wherever the size is first known
 COMMENTS_MAX_CHARS = 3_000
 REASON_MAX_CHARS = 3_000
-INTERRUPTED = "interrupted: the worker stopped while this request was executing; it was not re-run"
 
 
 @dataclass(frozen=True)
@@ -37,41 +42,30 @@ class Submission:
     comments: str | None = None
 
 
-def _record(row) -> RequestRecord:
-    request, requester, approver = row
-    return RequestRecord.of(request, requester, approver)
-
-
 def _size(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
-class RequestService:
+class RequestService(UsesRequestRows):
+    """The request lifecycle: submit, decide, read, and remind approvers of what waits."""
+
     def __init__(
         self,
         sessions: Sessions,
         catalogue: Catalogue,
         clock: Callable[[], datetime] = utcnow,
         events: EventBus | None = None,
+        *,
+        rows: RequestRows | None = None,
     ) -> None:
-        self.sessions = sessions
+        self.rows = rows or RequestRows(sessions, clock, events)
         self.catalogue = catalogue
-        self.clock = clock
-        self.events = events or EventBus()
-        self.leases = ExecutionLeases(sessions.engine)
 
     # --- reading -----------------------------------------------------------------------------
 
     def get(self, request_uuid: uuid_mod.UUID | str) -> RequestRecord:
         with self.sessions() as session:
-            return self._load(session, _as_uuid(request_uuid))
-
-    def get_by_id(self, request_id: int) -> RequestRecord:
-        with self.sessions() as session:
-            row = repo.request_by_id_with_people(session, request_id)
-            if row is None:
-                raise NotFound(f"request #{request_id} does not exist")
-            return _record(row)
+            return self.rows.load(session, as_uuid(request_uuid))
 
     def find(self, text: str) -> RequestRecord:
         """A request by its uuid or a unique prefix of it (at least 4 characters)."""
@@ -84,7 +78,7 @@ class RequestService:
             raise NotFound(f"no request starts with {text!r}")
         if len(rows) > 1:
             raise NotFound(f"{text!r} matches more than one request; give more characters")
-        return _record(rows[0])
+        return record(rows[0])
 
     def recent(
         self,
@@ -97,7 +91,7 @@ class RequestService:
             raise InvalidSubmission("status", f"unknown status {status!r}")
         with self.sessions() as session:
             rows = repo.recent_requests(session, user_id=user_id, status=status, limit=limit)
-            return [_record(r) for r in rows]
+            return [record(r) for r in rows]
 
     def pending_for(self, decider: UserRecord, limit: int = 20) -> list[RequestRecord]:
         """Requests waiting for this person's decision (none for developers)."""
@@ -111,7 +105,7 @@ class RequestService:
                 exclude_user=decider.id,
                 limit=limit,
             )
-            return [_record(r) for r in rows]
+            return [record(r) for r in rows]
 
     def approvers_for(self, request: RequestRecord) -> list[UserRecord]:
         """Active managers of the request's pod, or the admins when the pod has none.
@@ -124,10 +118,6 @@ class RequestService:
             if not people:
                 people = [u for u in repo.active_admins(session) if u.id != request.requester.id]
             return [UserRecord.of(u) for u in people]
-
-    def admins(self) -> list[UserRecord]:
-        with self.sessions() as session:
-            return [UserRecord.of(u) for u in repo.active_admins(session)]
 
     def counts_by_status(self) -> dict[str, int]:
         with self.sessions() as session:
@@ -148,7 +138,12 @@ class RequestService:
                 "comments", f"comments are limited to {COMMENTS_MAX_CHARS:,} characters"
             )
         try:
-            analysis = analyse_isolated(instance.type.value, content, submission.submission_type)
+            analysis = analyse_isolated(
+                instance.type.value,
+                content,
+                submission.submission_type,
+                allow_server_js=instance.allow_server_js,
+            )
         except AnalysisError as exc:
             raise InvalidSubmission(field, str(exc)) from None
 
@@ -178,7 +173,7 @@ class RequestService:
             session.add(row)
             session.flush()
             record = RequestRecord.of(row, user, None)
-        self._announce(EventKind.SUBMITTED, record, approvers=self.approvers_for(record))
+        self.rows.announce(EventKind.SUBMITTED, record, approvers=self.approvers_for(record))
         return record, analysis
 
     def _resolve_target(self, target: str):
@@ -203,7 +198,7 @@ class RequestService:
             if not submission.script_filename or submission.script_content is None:
                 raise InvalidSubmission("script", "attach a script file (.sql, .js or .txt)")
             if _size(submission.script_content) > SCRIPT_MAX_BYTES:
-                raise InvalidSubmission("script", "the script is over 1 MB")
+                raise InvalidSubmission("script", SCRIPT_TOO_LARGE)
             if not submission.script_content.strip():
                 raise InvalidSubmission("script", "the script file is empty")
             return submission.script_content, "script"
@@ -225,9 +220,9 @@ class RequestService:
         return self._decide(request_uuid, decider_id, Status.REJECTED, reason)
 
     def check_may_decide(self, request_uuid: uuid_mod.UUID | str, decider_id: uuid_mod.UUID):
-        """Raise NotAllowed/InvalidTransition now (e.g. before opening the reject modal)."""
+        """Raise NotAllowed/InvalidTransition now (e.g. before asking for a rejection's reason)."""
         with self.sessions() as session:
-            request = self._load(session, _as_uuid(request_uuid))
+            request = self.rows.load(session, as_uuid(request_uuid))
             self._authorise(session, request, decider_id)
             if request.status != Status.PENDING:
                 raise _already_decided(request)
@@ -235,7 +230,7 @@ class RequestService:
 
     def _decide(self, request_uuid, decider_id, to_status: Status, reason: str | None):
         with self.sessions.begin() as session:
-            request = self._load(session, _as_uuid(request_uuid))
+            request = self.rows.load(session, as_uuid(request_uuid))
             decider = self._authorise(session, request, decider_id)
             now = self.clock()
             values = {"approver_id": decider_id, "approver_email": decider.email, "updated_at": now}
@@ -243,14 +238,12 @@ class RequestService:
                 values["approved_at"] = now
             else:
                 values.update(rejected_at=now, rejection_reason=reason)
-            if not repo.transition(session, request.id, Status.PENDING, to_status, **values):
+            if not self.rows.move(session, request.id, Status.PENDING, to_status, **values):
                 # Nothing was written; reload what the winner wrote, not this session's stale copy.
                 session.expire_all()
-                raise _already_decided(self._load(session, request.uuid))
-            if to_status == Status.REJECTED:
-                repo.add_outcome_delivery(session, request.id, None)
-            decided = _record(repo.request_by_id_with_people(session, request.id))
-        self._announce_move(decided)
+                raise _already_decided(self.rows.load(session, request.uuid))
+            decided = self.rows.by_id(session, request.id)
+        self.rows.announce_move(decided)
         return decided
 
     def _authorise(self, session: Session, request: RequestRecord, decider_id) -> User:
@@ -265,143 +258,6 @@ class RequestService:
             raise NotAllowed(f"You can't decide this request: {reason}.")
         return decider
 
-    # --- execution ---------------------------------------------------------------------------
-
-    def claim_next_approved(self) -> tuple[RequestRecord, Lease] | None:
-        """Move the oldest approved request to executing, with the lease its executor holds.
-
-        None when there is nothing to claim. Release the lease once the outcome is recorded.
-        """
-        for _ in range(20):
-            with self._claiming() as claim:
-                request_id = repo.next_approved_id(claim.session)
-                if request_id is None:
-                    return None
-                claim.take(request_id)
-            if claim.won:
-                self._announce_move(claim.won[0])
-                return claim.won
-        return None
-
-    def claim(self, request_uuid: uuid_mod.UUID | str) -> tuple[RequestRecord, Lease]:
-        """Claim one approved request, with its lease; InvalidTransition from any other status."""
-        with self._claiming() as claim:
-            request = self._load(claim.session, _as_uuid(request_uuid))
-            if not is_legal(request.status, Status.EXECUTING):
-                raise InvalidTransition(
-                    f"a {request.status} request cannot become executing", request.status
-                )
-            claim.take(request.id)
-        if claim.won is None:
-            raise InvalidTransition(f"request {request.uuid} changed meanwhile")
-        self._announce_move(claim.won[0])
-        return claim.won
-
-    @contextmanager
-    def _claiming(self) -> Iterator[_Claim]:
-        """One claim transaction; a lease taken in it is released unless the claim commits."""
-        claim = _Claim(self)
-        try:
-            with self.sessions.begin() as session:
-                claim.session = session
-                yield claim
-        except BaseException:
-            if claim.won:
-                claim.won[1].release()
-            raise
-
-    def finish(
-        self,
-        request_id: int,
-        *,
-        result_json: str | None = None,
-        error: str | None = None,
-        result_file: str | None = None,
-    ) -> RequestRecord:
-        """executing -> completed (with the result summary) or failed (with the error)."""
-        with self.sessions.begin() as session:
-            now = self.clock()
-            to_status = Status.FAILED if error is not None else Status.COMPLETED
-            if not repo.transition(
-                session,
-                request_id,
-                Status.EXECUTING,
-                to_status,
-                execution_result=result_json,
-                execution_error=error,
-                execution_completed_at=now,
-                updated_at=now,
-            ):
-                row = repo.request_by_id_with_people(session, request_id)
-                if row is None:
-                    raise NotFound(f"request #{request_id} does not exist")
-                raise InvalidTransition(
-                    f"request {row[0].uuid} is {row[0].status}, not executing", row[0].status
-                )
-            repo.add_outcome_delivery(session, request_id, result_file)
-            finished = _record(repo.request_by_id_with_people(session, request_id))
-        self._announce_move(finished)
-        return finished
-
-    def recover_interrupted(self) -> list[RequestRecord]:
-        """Fail executions whose process is gone. Never re-run: a write could apply twice.
-
-        Requests another live replica is executing keep their status (their lease is held).
-        """
-        recovered = []
-        with self.sessions() as session:
-            ids = list(repo.executing_ids(session))
-        for request_id in ids:
-            lease = self.leases.try_orphaned(request_id)
-            if lease is None:
-                continue
-            try:
-                recovered.append(self.finish(request_id, error=INTERRUPTED))
-            except InvalidTransition:
-                continue
-            finally:
-                lease.release()
-        return recovered
-
-    def transition(self, request_uuid, to_status: str, **values) -> RequestRecord:
-        """A raw lifecycle step, legal steps only, atomically; it takes no execution lease.
-
-        The worker claims with `claim_next_approved`; this serves tests and repairs.
-        """
-        return self._move(request_uuid, Status(to_status), **values)
-
-    def _move(self, request_uuid, to_status: Status, **values) -> RequestRecord:
-        with self.sessions.begin() as session:
-            request = self._load(session, _as_uuid(request_uuid))
-            if not is_legal(request.status, to_status):
-                raise InvalidTransition(
-                    f"a {request.status} request cannot become {to_status}", request.status
-                )
-            values.setdefault("updated_at", self.clock())
-            if not repo.transition(session, request.id, request.status, to_status, **values):
-                session.expire_all()
-                current = self._load(session, request.uuid)
-                raise InvalidTransition(
-                    f"request {request.uuid} changed to {current.status} meanwhile", current.status
-                )
-            if to_status in (Status.REJECTED, Status.COMPLETED, Status.FAILED):
-                repo.add_outcome_delivery(session, request.id, None)
-            moved = _record(repo.request_by_id_with_people(session, request.id))
-        self._announce_move(moved)
-        return moved
-
-    # --- helpers -----------------------------------------------------------------------------
-
-    def _load(self, session: Session, request_uuid: uuid_mod.UUID) -> RequestRecord:
-        row = repo.request_with_people(session, request_uuid)
-        if row is None:
-            raise NotFound(f"request {request_uuid} does not exist")
-        return _record(row)
-
-    def expire_tokens(self) -> int:
-        with self.sessions.begin() as session:
-            return repo.delete_expired_tokens(session, self.clock())
-
     def due_reminders(
         self, remind_after: timedelta, escalate_after: timedelta
     ) -> list[tuple[RequestRecord, bool]]:
@@ -412,7 +268,7 @@ class RequestService:
         now = self.clock()
         due = []
         with self.sessions() as session:
-            candidates = [_record(r) for r in repo.pending_older_than(session, now - remind_after)]
+            candidates = [record(r) for r in repo.pending_older_than(session, now - remind_after)]
         for request in candidates:
             with self.sessions.begin() as session:
                 state = repo.reminder_state_for_update(session, request.id)
@@ -426,93 +282,12 @@ class RequestService:
                     state.escalated_at = now
             due.append((request, escalate))
             approvers = tuple(self.approvers_for(request))
-            self._announce(EventKind.REMINDED, request, approvers, at=now)
+            self.rows.announce(EventKind.REMINDED, request, approvers, at=now)
             if escalate:
-                self._announce(EventKind.ESCALATED, request, approvers, tuple(self.admins()), now)
+                with self.sessions() as session:
+                    admins = tuple(UserRecord.of(u) for u in repo.active_admins(session))
+                self.rows.announce(EventKind.ESCALATED, request, approvers, admins, now)
         return due
-
-    # --- events ------------------------------------------------------------------------------
-
-    def _announce(
-        self,
-        kind: EventKind,
-        request: RequestRecord,
-        approvers: tuple[UserRecord, ...] | list[UserRecord] = (),
-        admins: tuple[UserRecord, ...] = (),
-        at: datetime | None = None,
-    ) -> None:
-        """Publish what a committed transaction did; call only once it has committed."""
-        at = at or request.updated_at or request.created_at
-        event = LifecycleEvent(kind, request, at, tuple(approvers), admins)
-        self.events.publish(event)
-
-    def _announce_move(self, request: RequestRecord) -> None:
-        self._announce(KIND_OF_STATUS[request.status], request)
-
-    # --- outcome delivery --------------------------------------------------------------------
-
-    def claim_delivery(self, request_id: int, lease: timedelta) -> tuple[RequestRecord, str | None]:
-        """The request and its result file when this caller may post its outcome now.
-
-        Raises InvalidTransition when it was delivered already or another attempt is under way.
-        """
-        now = self.clock()
-        with self.sessions.begin() as session:
-            if not repo.claim_delivery_attempt(
-                session, request_id, now=now, started_before=now - lease
-            ):
-                raise InvalidTransition("the outcome is delivered or being delivered")
-            delivery = repo.outcome_delivery(session, request_id)
-            record = _record(repo.request_by_id_with_people(session, request_id))
-            return record, delivery.result_file
-
-    def delivery_done(self, request_id: int, error: str | None = None) -> None:
-        with self.sessions.begin() as session:
-            delivery = repo.outcome_delivery(session, request_id)
-            if error is None:
-                delivery.delivered_at = self.clock()
-                delivery.last_error = None
-            else:
-                # attempt_started_at stays: the lease doubles as the wait before the next retry.
-                delivery.last_error = error[:1000]
-
-    def undelivered(self, lease: timedelta, max_attempts: int) -> list[int]:
-        with self.sessions() as session:
-            return list(
-                repo.undelivered_outcomes(
-                    session, max_attempts=max_attempts, started_before=self.clock() - lease
-                )
-            )
-
-
-class _Claim:
-    """approved -> executing for one request id inside a claim transaction."""
-
-    def __init__(self, service: RequestService) -> None:
-        self.service = service
-        self.session: Session
-        self.won: tuple[RequestRecord, Lease] | None = None
-
-    def take(self, request_id: int) -> None:
-        # Taken before the claim commits: nobody can see this row executing unleased.
-        lease = self.service.leases.acquire(request_id)
-        try:
-            now = self.service.clock()
-            if repo.transition(
-                self.session,
-                request_id,
-                Status.APPROVED,
-                Status.EXECUTING,
-                execution_started_at=now,
-                updated_at=now,
-            ):
-                record = _record(repo.request_by_id_with_people(self.session, request_id))
-                self.won = (record, lease)
-                return
-        except BaseException:
-            lease.release()
-            raise
-        lease.release()
 
 
 def _already_decided(request: RequestRecord) -> InvalidTransition:
@@ -527,13 +302,4 @@ def _already_decided(request: RequestRecord) -> InvalidTransition:
     return InvalidTransition(text, request.status)
 
 
-def _as_uuid(value: uuid_mod.UUID | str) -> uuid_mod.UUID:
-    if isinstance(value, uuid_mod.UUID):
-        return value
-    try:
-        return uuid_mod.UUID(str(value).strip())
-    except ValueError:
-        raise NotFound(f"{value!r} is not a request id") from None
-
-
-__all__ = ["RequestService", "Submission", "INTERRUPTED"]
+__all__ = ["RequestService", "Submission"]

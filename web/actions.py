@@ -26,25 +26,31 @@ def visible_request(web: WebSurface, user: UserRecord, request_id: str) -> Reque
     return request
 
 
-def analysis_of(request: RequestRecord) -> Analysis | None:
+def analysis_of(web: WebSurface, request: RequestRecord) -> Analysis | None:
     """The request's analysis as the approver sees it (parsed in core's sandbox, like every
     submitted text); None when it cannot be analysed any more."""
+    instance = web.core.catalogue.instance(request.instance_id)
     try:
-        return analyse_isolated(request.database_type, request.content, request.submission_type)
+        return analyse_isolated(
+            request.database_type,
+            request.content,
+            request.submission_type,
+            allow_server_js=instance.allow_server_js if instance else False,
+        )
     except AnalysisError:
         return None
 
 
-def needs_confirmation(request: RequestRecord) -> bool:
+def needs_confirmation(web: WebSurface, request: RequestRecord) -> bool:
     """Anything but a known read asks the approver to confirm (unknown counts as risky)."""
-    analysis = analysis_of(request)
+    analysis = analysis_of(web, request)
     return analysis is None or not analysis.read_only
 
 
 def approve(web: WebSurface, user: UserRecord, request_id: str, confirmed: bool) -> RequestRecord:
     request = web.core.requests.check_may_decide(web.core.requests.find(request_id).uuid, user.id)
-    if needs_confirmation(request) and not confirmed:
-        analysis = analysis_of(request)
+    if needs_confirmation(web, request) and not confirmed:
+        analysis = analysis_of(web, request)
         kind = analysis.kind if analysis else "not analysable"
         raise InvalidSubmission(
             "confirm",

@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,6 @@ import uvicorn
 import yaml
 
 from bot.server import Runtime, build_runtime, create_http_app
-from core.requests import RequestService
 from core.settings import Settings
 from core.wiring import Core, build_core
 from db.migrate import migrate
@@ -390,8 +389,7 @@ def start_server(
     catalogue = write_catalogue(workdir / "dbquery.yml", target_db, mongo)
     settings = make_settings(portal_url, catalogue, workdir / "results", fake)
     clock = Clock()
-    core = build_core(settings)
-    core = replace(core, requests=RequestService(core.sessions, core.catalogue, clock=clock))
+    core = build_core(settings, clock=clock)
     seed_people(core)
     runtime = build_runtime(settings, core)
     app = create_http_app(core, runtime.bolt_app, runtime.worker, metrics=runtime.metrics)

@@ -179,14 +179,14 @@ def test_clone_makes_a_new_pending_request_of_the_cloner(served):
 def test_result_downloads_for_those_who_may_see_it(served, tmp_path):
     dev = sign_in(served, served.people.developer.email)
     created = submit(dev, "SELECT 7")
-    requests = served.core.requests
-    requests.approve(created["id"], served.people.manager.id)
-    record, lease = requests.claim(created["id"])
+    served.core.requests.approve(created["id"], served.people.manager.id)
+    queue = served.core.queue
+    record, lease = queue.claim(created["id"])
     result_file = tmp_path / f"{record.uuid}.csv"
     result_file.write_text("n\n7\n")
     summary = {"columns": ["n"], "preview": [[7]], "row_count": 1, "file_format": "csv"}
     try:
-        requests.finish(record.id, result_json=json.dumps(summary), result_file=str(result_file))
+        queue.finish(record.id, result_json=json.dumps(summary), result_file=str(result_file))
     finally:
         lease.release()
     got = dev.get(f"/api/v1/requests/{created['id']}")

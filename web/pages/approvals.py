@@ -15,6 +15,7 @@ router = APIRouter()
 
 @router.get("/approvals")
 def approvals(request: Request, user: CurrentUser) -> Response:
-    pending = surface(request).core.requests.pending_for(user, limit=100)
-    items = [(r, actions.analysis_of(r)) for r in pending]
+    web = surface(request)
+    pending = web.core.requests.pending_for(user, limit=100)
+    items = [(r, actions.analysis_of(web, r)) for r in pending]
     return page(request, "approvals.html", user, items=items)
