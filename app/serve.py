@@ -3,6 +3,7 @@ one process and one HTTP app."""
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from fastapi import FastAPI
@@ -20,11 +21,16 @@ def add_web(settings: Settings):
     """What `serve` adds to Slack's HTTP app: the portal and its API (unless DBQUERY_WEB=off)."""
 
     def extend(http_app: FastAPI, runtime: Runtime) -> None:
-        if not settings.web:
+        if settings.web:
+            web.install(http_app, runtime.core, settings)
+            log.info("web portal at %s", settings.public_url or "/")
+        else:
             log.info("the web portal is off (DBQUERY_WEB=off)")
-            return
-        web.install(http_app, runtime.core, settings)
-        log.info("web portal at %s", settings.public_url or "/")
+        # What start-up built (catalogue, mappers, parsers, templates) lives as long as the
+        # process. Frozen, the collector stops walking it again and again: a full collection
+        # otherwise stalls every request in flight (the API benchmark's p99 went from ~135 ms
+        # to ~50 ms at ten concurrent listings).
+        gc.freeze()
 
     return extend
 

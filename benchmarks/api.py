@@ -3,7 +3,7 @@
 Creates a throwaway portal database on DBQUERY_TEST_PG_URL (default
 postgresql://postgres@127.0.0.1:5432/postgres), fills it with 100,000 requests from 200 people
 in 10 pods over a year, and serves the web surface (uvicorn, one process) in a child process.
-Ten client threads then call the listing with filters, with a text search (ILIKE, served by
+Ten keep-alive connections then call the listing with filters, with a text search (ILIKE, served by
 the pg_trgm indexes), with both, and a second page by cursor. Each scenario runs 3 times;
 the figures are the medians of the runs' percentiles.
 
@@ -22,8 +22,10 @@ Goals: listing p99 <= 50 ms at concurrency 10; the auth check adds <= 2 ms at p9
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
+import re
 import statistics
 import sys
 import threading
@@ -31,7 +33,9 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import psycopg
@@ -130,6 +134,7 @@ def fill(portal_url: str) -> None:
 
 def serve(portal_url: str, port: int, verify_cache_s: float) -> None:
     """The child process: the web surface alone, on uvicorn."""
+    import gc
     import logging
 
     import uvicorn
@@ -151,6 +156,7 @@ def serve(portal_url: str, port: int, verify_cache_s: float) -> None:
         verify_cache_s=verify_cache_s,
     )  # fmt: skip
     app = create_app(core, settings, auth=auth)
+    gc.freeze()  # as `dbquery serve` does once it is built
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
@@ -192,31 +198,52 @@ def tokens(portal_url: str) -> dict[str, str]:
     return result
 
 
-def load(
-    call: Callable[[httpx.Client], httpx.Response], calls: int = CALLS, threads: int = CONCURRENCY
-) -> list[float]:
-    """`calls` calls from `threads` threads, each with its own connection; latencies in ms."""
+@dataclass(frozen=True)
+class Get:
+    """One GET the load repeats: a path with its query and the headers it sends."""
+
+    url: str
+    params: dict[str, str | int] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def request_bytes(self) -> tuple[str, int, bytes]:
+        parts = urlsplit(self.url)
+        target = parts.path + ("?" + urlencode(self.params) if self.params else "")
+        lines = [f"GET {target} HTTP/1.1", f"Host: {parts.netloc}"]
+        lines += [f"{k}: {v}" for k, v in self.headers.items()]
+        return parts.hostname or "", parts.port or 80, ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def load(get: Get, calls: int = CALLS, clients: int = CONCURRENCY) -> list[float]:
+    """`calls` GETs from `clients` keep-alive connections; latencies in ms.
+
+    A bare asyncio HTTP/1.1 client: on a small machine a heavier one would take the CPU the
+    server needs, and measure itself.
+    """
+    return asyncio.run(_load(get, calls, clients))
+
+
+async def _load(get: Get, calls: int, clients: int) -> list[float]:
+    host, port, request = get.request_bytes()
     latencies: list[float] = []
-    lock = threading.Lock()
-    per_thread = calls // threads
 
-    def worker() -> None:
-        with httpx.Client(timeout=30) as client:
-            for _ in range(10):
-                call(client)  # warm the connection
-            mine = []
-            for _ in range(per_thread):
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for number in range(10 + calls // clients):
                 began = time.perf_counter()
-                answer = call(client)
-                mine.append((time.perf_counter() - began) * 1000)
-                if answer.status_code != 200:
-                    raise RuntimeError(f"{answer.status_code}: {answer.text[:300]}")
-        with lock:
-            latencies.extend(mine)
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+                body = await reader.readexactly(length)
+                if not head.startswith(b"HTTP/1.1 200"):
+                    raise RuntimeError(f"{head.splitlines()[0]!r}: {body[:300]!r}")
+                if number >= 10:  # the first calls warm the connection
+                    latencies.append((time.perf_counter() - began) * 1000)
+        finally:
+            writer.close()
 
-    with ThreadPoolExecutor(threads) as pool:
-        for future in [pool.submit(worker) for _ in range(threads)]:
-            future.result()
+    await asyncio.gather(*(client() for _ in range(clients)))
     return latencies
 
 
@@ -225,9 +252,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def runs(call, count: int = RUNS) -> tuple[float, float, float]:
+def runs(get: Get, count: int = RUNS) -> tuple[float, float, float]:
     """Median over runs of (p50, p95, p99)."""
-    figures = [load(call) for _ in range(count)]
+    figures = [load(get) for _ in range(count)]
     return tuple(statistics.median(percentile(f, q) for f in figures) for q in (0.5, 0.95, 0.99))  # type: ignore[return-value]
 
 
@@ -256,44 +283,37 @@ def main() -> int:
         ).json()
         cursor = first["next_cursor"]
         api = base + "/api/v1/requests"
+        admin, manager = bearer["admin"], bearer["manager"]
         scenarios = {
-            "newest 50, everything (admin)": lambda c: c.get(
-                api, params={"limit": 50}, headers=bearer["admin"]
-            ),
-            "filters: status+pod+instance+type (admin)": lambda c: c.get(
+            "newest 50, everything (admin)": Get(api, {"limit": 50}, admin),
+            "filters: status+pod+instance+type (admin)": Get(
                 api,
-                params={
+                {
                     "status": "completed",
                     "pod": "pod3",
                     "instance": "pg-2",
                     "type": "query",
                     "limit": 50,
                 },
-                headers=bearer["admin"],
+                admin,
             ),  # fmt: skip
-            "a pod manager's history, status filter": lambda c: c.get(
-                api, params={"status": "failed", "limit": 50}, headers=bearer["manager"]
+            "a pod manager's history, status filter": Get(
+                api, {"status": "failed", "limit": 50}, manager
             ),
-            "text search 'ledger' (admin)": lambda c: c.get(
-                api, params={"q": "ledger", "limit": 50}, headers=bearer["admin"]
-            ),
-            "text search 'OPS-4242' (rare)": lambda c: c.get(
-                api, params={"q": "OPS-4242", "limit": 50}, headers=bearer["admin"]
-            ),
-            "search + filters + date range": lambda c: c.get(
+            "text search 'ledger' (admin)": Get(api, {"q": "ledger", "limit": 50}, admin),
+            "text search 'OPS-4242' (rare)": Get(api, {"q": "OPS-4242", "limit": 50}, admin),
+            "search + filters + date range": Get(
                 api,
-                params={
+                {
                     "q": "refund",
                     "status": "completed",
                     "database_type": "postgresql",
                     "from": "2000-01-01T00:00:00Z",
                     "limit": 50,
                 },
-                headers=bearer["admin"],
+                admin,
             ),  # fmt: skip
-            "second page by cursor": lambda c: c.get(
-                api, params={"limit": 50, "cursor": cursor}, headers=bearer["admin"]
-            ),
+            "second page by cursor": Get(api, {"limit": 50, "cursor": cursor}, admin),
         }
         print(f"\nlisting at concurrency {CONCURRENCY}, {CALLS} calls per run, medians of {RUNS}:")
         print(f"  {'scenario':<44} {'p50':>8} {'p95':>8} {'p99':>8} {'alone p50':>10}")
@@ -307,14 +327,15 @@ def main() -> int:
         print(f"  worst p99 {worst:.1f} ms: {verdict} the goal of {LISTING_P99_GOAL_MS} ms")
 
         print(f"\nauth check at concurrency {CONCURRENCY} (medians of {RUNS}), and alone:")
-        health_call = lambda c: c.get(base + "/healthz")  # noqa: E731
-        me_call = lambda c: c.get(base + "/api/v1/auth/me", headers=bearer["admin"])  # noqa: E731
+        health_call = Get(base + "/healthz")
+        me_call = Get(base + "/api/v1/auth/me", headers=admin)
         health, health_alone = runs(health_call), alone_p50(health_call)
         cached, cached_alone = runs(me_call), alone_p50(me_call)
         server_rss = peak_rss_mb(process.pid)
         process.kill()
         process.join()
         process, base = start_server(portal_url, verify_cache_s=0.0)
+        me_call = Get(base + "/api/v1/auth/me", headers=admin)
         uncached, uncached_alone = runs(me_call), alone_p50(me_call)
         print(f"  {'endpoint':<44} {'p50':>8} {'p95':>8} {'p99':>8} {'alone p50':>10}")
         for label, figures, alone in (
@@ -346,8 +367,8 @@ def main() -> int:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def alone_p50(call) -> float:
-    return percentile(load(call, calls=200, threads=1), 0.5)
+def alone_p50(get: Get) -> float:
+    return percentile(load(get, calls=200, clients=1), 0.5)
 
 
 def authenticate_timings(portal_url: str, token: str, threads: int) -> tuple[float, float, float]:

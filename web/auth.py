@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -85,7 +84,7 @@ def _principal(request: Request) -> Principal:
 async def current_principal(request: Request) -> Principal:
     cached = getattr(request.state, "principal", None)
     if cached is None:
-        cached = await run_in_threadpool(_principal, request)
+        cached = await surface(request).run(_principal, request)
         request.state.principal = cached
     return cached
 

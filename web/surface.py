@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
+import anyio
+import anyio.to_thread
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 
@@ -14,9 +18,15 @@ from core.settings import Settings
 from core.wiring import Core
 
 HERE = Path(__file__).parent
+T = TypeVar("T")
 DEFAULT_PUBLIC_URL = "http://localhost:3000"
 # Browsers treat these as secure contexts without TLS; anywhere else cookies need TLS.
 LOCAL_ORIGINS = ("http://localhost", "http://127.0.0.1")
+
+
+# Threads that may run web work (portal queries) at once. More than a few only interleave under
+# the GIL: every request then takes as long as the slowest, while queueing keeps each short.
+WEB_THREADS = 4
 
 
 @dataclass
@@ -28,6 +38,13 @@ class WebSurface:
     templates: Jinja2Templates
     public_url: str
     secure_cookies: bool
+    limiter: anyio.CapacityLimiter | None = None
+
+    async def run(self, call: Callable[..., T], *args: Any) -> T:
+        """Run blocking work (portal queries) in a thread, at most WEB_THREADS at once."""
+        if self.limiter is None:  # created in the event loop that uses it
+            self.limiter = anyio.CapacityLimiter(WEB_THREADS)
+        return await anyio.to_thread.run_sync(call, *args, limiter=self.limiter)
 
 
 def build_surface(core: Core, settings: Settings, auth: AuthService | None = None) -> WebSurface:

@@ -66,6 +66,7 @@ def test_approve_in_the_browser_a_request_made_in_slack(
         driver.find_element(By.ID, "pw-email").send_keys(MO[0])
         driver.find_element(By.ID, "pw-password").send_keys(PASSWORD)
         driver.find_element(By.CSS_SELECTOR, "#password-form button").click()
+        wait_for(driver, "header nav")
         driver.get(served.url + "/approvals")
         card = wait_for(driver, "article.approval")
         assert "ann" in card.text

@@ -107,7 +107,7 @@ def parse_filters(
 
 
 @router.get("")
-def list_requests(
+async def list_requests(
     user: CurrentUser,
     request: Request,
     status_: Annotated[list[str], Query(alias="status")] = [],  # noqa: B006
@@ -128,8 +128,11 @@ def list_requests(
     filters = parse_filters(
         status_, type_, database_type, instance, pod, requester, created_from, created_to, q, mine
     )
-    page = surface(request).history.listing(
-        user, filters, oldest_first=sort == "oldest", limit=limit, cursor=cursor
+    web = surface(request)
+    page = await web.run(
+        lambda: web.history.listing(
+            user, filters, oldest_first=sort == "oldest", limit=limit, cursor=cursor
+        )
     )
     # Plain JSON types already: skip FastAPI's generic encoder, the costliest step of a listing.
     return JSONResponse(
