@@ -379,70 +379,64 @@ _SQLITE_SCAN = re.compile(r"^SCAN (\S+)$")
 _SQLITE_INDEX = re.compile(r"USING (?:COVERING )?INDEX (\S+)")
 
 
+_UPDATES = ("update_one", "update_many", "replace_one")
+_DELETES = ("delete_one", "delete_many")
+_SINGLE = ("find_one", "update_one", "replace_one", "delete_one")
+
+
+def _document(value: Any) -> Any:
+    """pymongo's [(key, direction), ...] for sort and hint, as the document a command takes."""
+    if isinstance(value, list) and all(isinstance(p, tuple) and len(p) == 2 for p in value):
+        return dict(value)
+    return value
+
+
 def explain_command(stmt: Any) -> dict[str, Any] | None:
     """The explain command for a parsed shell statement, or None when it takes none.
 
-    Only `queryPlanner` verbosity: the other verbosities run the statement to time it.
+    Built from the pymongo call the executor would make, so it explains exactly that. Only
+    `queryPlanner` verbosity: the other verbosities run the statement to time it.
     """
-    method, args, coll = stmt.method, list(stmt.args), stmt.collection
-    options = args[-1] if args and _last_is_options(stmt) else {}
+    from core.executors.mongo_shell import pymongo_call
+
+    if not getattr(stmt, "collection", None):
+        return None
+    operation, args, kwargs = pymongo_call(stmt)
+    coll = stmt.collection
+    matching = {key: _document(kwargs[key]) for key in ("hint", "collation") if key in kwargs}
     inner: dict[str, Any]
-    if method in ("find", "findOne"):
+    if operation in ("find", "find_one"):
         inner = {"find": coll, "filter": args[0] if args else {}}
-        if len(args) > 1 and args[1] and not _last_is_options(stmt):
+        if len(args) > 1 and args[1]:
             inner["projection"] = args[1]
-        if method == "findOne":
+        for key in ("sort", "limit", "skip"):
+            if kwargs.get(key):
+                inner[key] = _document(kwargs[key])
+        if operation == "find_one":
             inner["limit"] = 1
-        for name, (value,) in stmt.modifiers:
-            if name in ("sort", "limit", "skip", "hint", "collation"):
-                inner[name] = value
-            elif name == "projection":
-                inner["projection"] = value
-    elif method == "aggregate":
-        inner = {"aggregate": coll, "pipeline": args[0], "cursor": {}}
-    elif method == "countDocuments":
-        inner = {"count": coll, "query": args[0] if args and not _first_is_options(stmt) else {}}
-    elif method == "distinct":
-        inner = {"distinct": coll, "key": args[0]}
-        if len(args) > 1 and not (len(args) == 2 and _last_is_options(stmt)):
+        inner.update(matching)
+    elif operation == "aggregate":
+        inner = {"aggregate": coll, "pipeline": list(args[0]), "cursor": {}, **matching}
+    elif operation == "count_documents":
+        inner = {"count": coll, "query": args[0] if args else {}, **matching}
+    elif operation == "distinct":
+        inner = {"distinct": coll, "key": args[0], **matching}
+        if len(args) > 1 and args[1]:
             inner["query"] = args[1]
-    elif method in ("updateOne", "updateMany", "replaceOne"):
-        update: dict[str, Any] = {"q": args[0], "u": args[1], "multi": method == "updateMany"}
-        if options.get("upsert"):
+    elif operation in _UPDATES:
+        update: dict[str, Any] = {"q": args[0], "u": args[1], "multi": operation == "update_many"}
+        if kwargs.get("upsert"):
             update["upsert"] = True
-        if options.get("arrayFilters"):
-            update["arrayFilters"] = options["arrayFilters"]
+        if kwargs.get("array_filters"):
+            update["arrayFilters"] = kwargs["array_filters"]
+        update.update(matching)
         inner = {"update": coll, "updates": [update]}
-    elif method in ("deleteOne", "deleteMany"):
-        inner = {
-            "delete": coll,
-            "deletes": [{"q": args[0], "limit": 1 if method == "deleteOne" else 0}],
-        }
+    elif operation in _DELETES:
+        delete = {"q": args[0], "limit": 1 if operation == "delete_one" else 0, **matching}
+        inner = {"delete": coll, "deletes": [delete]}
     else:
         return None
-    for key in ("hint", "collation"):
-        if key in options and method not in (
-            "updateOne",
-            "updateMany",
-            "replaceOne",
-            "deleteOne",
-            "deleteMany",
-        ):
-            inner[key] = options[key]
     return {"explain": inner, "verbosity": "queryPlanner"}
-
-
-def _last_is_options(stmt: Any) -> bool:
-    from core.executors.mongo_shell import METHODS
-
-    spec = METHODS[stmt.method]
-    return bool(stmt.args) and spec.params[len(stmt.args) - 1].shape == "options"
-
-
-def _first_is_options(stmt: Any) -> bool:
-    from core.executors.mongo_shell import METHODS
-
-    return bool(stmt.args) and METHODS[stmt.method].params[0].shape == "options"
 
 
 def _estimate_mongo(conn: Connection, content: str, timeout_s: float, large: int) -> Estimate:
@@ -516,23 +510,28 @@ def _mongo_statement(
 ) -> StatementEstimate:
     from pymongo.errors import OperationFailure
 
-    if stmt.method == "insertOne":
+    from core.executors.mongo_shell import pymongo_call
+
+    operation, args, _ = pymongo_call(stmt)
+    if operation == "insert_one":
         return StatementEstimate(index=index, rows=1, affects_rows=True)
-    if stmt.method == "insertMany":
-        return StatementEstimate(index=index, rows=len(stmt.args[0]), affects_rows=True)
-    if stmt.method == "estimatedDocumentCount":
+    if operation == "insert_many" and args and isinstance(args[0], (list, tuple)):
+        return StatementEstimate(index=index, rows=len(args[0]), affects_rows=True)
+    if operation == "estimated_document_count":
         return StatementEstimate(index=index, rows=1)
     command = explain_command(stmt)
     if command is None:
         return StatementEstimate(index=index, note=NO_ESTIMATE_FOR_KIND)
+    writes = operation in _UPDATES + _DELETES
     try:
         answer = database.command(command)
     except OperationFailure as exc:
         message = str((exc.details or {}).get("errmsg") or exc)
-        return StatementEstimate(index=index, note=f"estimate not available: {message}")
+        return StatementEstimate(
+            index=index, affects_rows=writes, note=f"estimate not available: {message}"
+        )
     plan = (answer.get("queryPlanner") or _aggregate_planner(answer) or {}).get("winningPlan")
     scan, indexes = _plan_shape(plan, stmt.collection)
-    writes = stmt.kind == "write" and stmt.method != "aggregate"
     if scan is None and not indexes:
         return StatementEstimate(
             index=index,
@@ -542,12 +541,12 @@ def _mongo_statement(
     total = _collection_count(database, stmt.collection, counts)
     note = None if scan else "rows not estimated (index scan)"
     rows: int | None = total if scan else None  # a collection scan may touch every document
-    if stmt.method == "countDocuments":
+    if operation == "count_documents":
         rows = 1
-    elif stmt.method in ("findOne", "updateOne", "replaceOne", "deleteOne"):
+    elif operation in _SINGLE:
         rows = 0 if total == 0 else 1
-    elif stmt.method == "find":
-        limit = next((value for name, (value,) in stmt.modifiers if name == "limit"), 0)
+    elif operation == "find":
+        limit = command["explain"].get("limit")
         if isinstance(limit, int) and limit > 0:
             rows = limit if rows is None else min(rows, limit)
     return StatementEstimate(
@@ -556,7 +555,7 @@ def _mongo_statement(
         affects_rows=writes,
         full_scans=(FullScan(stmt.collection, total),) if scan else (),
         indexes=tuple(indexes),
-        upper_bound=bool(scan) and rows == total and stmt.method != "countDocuments",
+        upper_bound=bool(scan) and rows == total and operation != "count_documents",
         note=note if rows is None else None,
     )
 
