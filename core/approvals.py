@@ -17,8 +17,10 @@ call it belongs to (submit, approve, claim); nothing here commits on its own.
 
 from __future__ import annotations
 
+import logging
 import uuid as uuid_mod
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -46,7 +48,10 @@ from db import approval_repository as approvals_repo
 from db import repository as repo
 from db.models import RequestPolicy, User
 
+log = logging.getLogger("dbquery.approvals")
+
 POLICY_EMAIL_PREFIX = "policy:"
+ESTIMATE_THREADS = 4
 # How far ahead a "Run after" may be; further is almost surely a typo in the year.
 RUN_AFTER_MAX_AHEAD = timedelta(days=90)
 
@@ -113,6 +118,10 @@ class ApprovalPolicies:
         self.secrets = secrets
         self.clock = clock
         self.estimate_timeout_s = estimate_timeout_s
+        self.secrets = secrets or SecretStore()
+        self._pool = ThreadPoolExecutor(
+            max_workers=ESTIMATE_THREADS, thread_name_prefix="dbquery-estimate"
+        )
 
     def policies_of(self, request: RequestRecord) -> Policies:
         instance = self.catalogue.instance(request.instance_id)
@@ -134,7 +143,7 @@ class ApprovalPolicies:
         """
         large = instance.risk.large_table_rows
         try:
-            creds = (self.secrets or SecretStore()).credentials(instance.secret)
+            creds = self.secrets.credentials(instance.secret)
             conn = connection_for(instance, database, creds)
             estimated = estimate(
                 conn,
@@ -146,8 +155,27 @@ class ApprovalPolicies:
             )
         except CredentialsError as exc:
             estimated = failed(exc.message, large)
+        except Exception:
+            # The estimate is advice: a bug in it must not stop a submission.
+            log.exception("estimating a request on %s failed", instance.id)
+            estimated = failed("an internal error; read the query carefully", large)
         risk = assess(analysis.kind, estimated, analysis.warnings, instance.risk)
         return Assessment(risk=risk, estimate=estimated)
+
+    def assess_in_background(
+        self,
+        instance: Instance,
+        database: str,
+        analysis: Analysis,
+        content: str,
+        submission_type: str,
+    ) -> Future[Assessment]:
+        return self._pool.submit(
+            self.assess, instance, database, analysis, content, submission_type
+        )
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def check_run_after(self, run_after: datetime | None) -> datetime | None:
         """A "Run after" in the past means now; one too far ahead is refused where it was typed."""
@@ -177,10 +205,15 @@ class ApprovalPolicies:
         applies them once it arrives.
         """
         policies = self.policies_of(request)
+        # Until the estimate arrives, the second-approval rules see the worst case (every
+        # row threshold reached, critical risk): an early approval never needs fewer people.
+        worst = second_approval(policies, Facts(analysis.kind, RiskLevel.CRITICAL, None))
         approvals_repo.add_request_policy(
             session,
             request.id,
-            approvals_required=1,
+            approvals_required=2 if worst else 1,
+            second_approval_policy=worst.name if worst else None,
+            second_approval_group=worst.group if worst else None,
             run_after=run_after,
             # The service's clock, not the row's created_at: tests and replays move the clock.
             expires_at=expires_at(policies, self.clock()),
@@ -196,20 +229,24 @@ class ApprovalPolicies:
         """Record the risk and estimate of a pending request and apply the rules that use them."""
         policies = self.policies_of(request)
         facts = Facts(analysis.kind, assessment.risk.level, assessment.estimate.rows)
+        values: dict[str, object] = {
+            "risk_level": assessment.risk.level.value,
+            "risk_reasons": "\n".join(assessment.risk.reasons) or None,
+            "estimate_summary": assessment.estimate.summary(),
+            "estimated_rows": assessment.estimate.rows,
+        }
+        steps_given = bool(approvals_repo.approval_steps(session, request.id))
         second = second_approval(policies, facts)
-        approvals_repo.update_request_policy(
-            session,
-            request.id,
-            risk_level=assessment.risk.level.value,
-            risk_reasons="\n".join(assessment.risk.reasons) or None,
-            estimate_summary=assessment.estimate.summary(),
-            estimated_rows=assessment.estimate.rows,
-            approvals_required=2 if second else 1,
-            second_approval_policy=second.name if second else None,
-            second_approval_group=second.group if second else None,
-        )
-        rule = None if second else auto_approval(policies, facts)
-        if rule is None or request.status != Status.PENDING:
+        if not steps_given:
+            # Someone approved on the worst-case rule already: the request keeps that rule.
+            values.update(
+                approvals_required=2 if second else 1,
+                second_approval_policy=second.name if second else None,
+                second_approval_group=second.group if second else None,
+            )
+        approvals_repo.update_request_policy(session, request.id, **values)
+        rule = None if second or steps_given else auto_approval(policies, facts)
+        if rule is None:
             return None
         now = self.clock()
         email = f"{POLICY_EMAIL_PREFIX}{rule.name}"

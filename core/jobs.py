@@ -77,6 +77,9 @@ class Worker:
                 self.recover_interrupted, "interval", seconds=60, id="recovery", **common
             )
         self.scheduler.add_job(
+            self.expire_stale, "interval", seconds=60, id="expiry", next_run_time=now, **common
+        )
+        self.scheduler.add_job(
             self.cleanup_tokens, "interval", hours=1, id="cleanup", next_run_time=now, **common
         )
         self.scheduler.start()
@@ -208,6 +211,14 @@ class Worker:
             admins = self.requests.admins() if escalate else []
             self._safely(self.notifier.remind, request, approvers, admins)
         return len(due)
+
+    def expire_stale(self) -> int:
+        """Reject requests pending past their policy's expire_after_h, and tell everyone."""
+        expired = self.requests.expire_stale()
+        for request in expired:
+            self._safely(self.notifier.request_decided, request)
+            self.deliver_outcome_now(request.id)
+        return len(expired)
 
     def cleanup_tokens(self) -> int:
         removed = self.requests.expire_tokens()

@@ -2,29 +2,46 @@
 
 from __future__ import annotations
 
+import logging
 import uuid as uuid_mod
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from core.approvals import ApprovalPolicies, Assessment, PolicyState
 from core.catalogue import Catalogue
 from core.errors import InvalidSubmission, InvalidTransition, NotAllowed, NotFound, NotRegistered
 from core.events import KIND_OF_STATUS, EventBus, EventKind, LifecycleEvent
-from core.lifecycle import Role, Status, SubmissionType, is_legal, why_cannot_decide
+from core.lifecycle import (
+    Role,
+    Status,
+    SubmissionType,
+    is_legal,
+    why_cannot_decide,
+    why_cannot_view,
+)
 from core.records import RequestRecord, UserRecord
+from db import approval_repository as approvals_repo
 from db import repository as repo
 from db.locks import ExecutionLeases, Lease
 from db.models import QueryRequest, User, utcnow
 from db.session import Sessions
+
+log = logging.getLogger("dbquery.requests")
 
 QUERY_MAX_BYTES = 100 * 1024
 SCRIPT_MAX_BYTES = 1024 * 1024
 COMMENTS_MAX_CHARS = 3_000
 REASON_MAX_CHARS = 3_000
 INTERRUPTED = "interrupted: the worker stopped while this request was executing; it was not re-run"
+# How long submit waits for the cost estimate before it announces the request without it
+# (the estimate then follows as an ASSESSED event); short enough for Slack's 3 s modal ack.
+ASSESS_WAIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -35,6 +52,8 @@ class Submission:
     script_filename: str | None = None
     script_content: str | None = None
     comments: str | None = None
+    run_after: datetime | None = None  # hold the approved request until then
+    rerun_of: str | None = None  # the uuid of the request this one runs again
 
 
 def _record(row) -> RequestRecord:
@@ -53,12 +72,16 @@ class RequestService:
         catalogue: Catalogue,
         clock: Callable[[], datetime] = utcnow,
         events: EventBus | None = None,
+        policies: ApprovalPolicies | None = None,
+        assess_wait_s: float = ASSESS_WAIT_S,
     ) -> None:
         self.sessions = sessions
         self.catalogue = catalogue
         self.clock = clock
         self.events = events or EventBus()
         self.leases = ExecutionLeases(sessions.engine)
+        self.policies = policies or ApprovalPolicies(catalogue, None, clock)
+        self.assess_wait_s = assess_wait_s
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -150,6 +173,12 @@ class RequestService:
             analysis = analyse(instance.type.value, content, submission.submission_type)
         except AnalysisError as exc:
             raise InvalidSubmission(field, str(exc)) from None
+        run_after = self.policies.check_run_after(submission.run_after)
+        rerun_of = self._rerun_source_id(submission.rerun_of, requester_id)
+        pending_assessment = self.policies.assess_in_background(
+            instance, database, analysis, content, submission.submission_type
+        )
+        assessment = _within(pending_assessment, self.assess_wait_s)
 
         with self.sessions.begin() as session:
             user = repo.user_by_id(session, requester_id)
@@ -177,8 +206,65 @@ class RequestService:
             session.add(row)
             session.flush()
             record = RequestRecord.of(row, user, None)
-        self._announce(EventKind.SUBMITTED, record, approvers=self.approvers_for(record))
+            policy = self.policies.start(
+                session, record, analysis, assessment, run_after=run_after, rerun_of=rerun_of
+            )
+            if policy is not None:
+                session.expire(row)  # the policy's approval was a direct UPDATE of the row
+                record = _record(repo.request_by_id_with_people(session, row.id))
+        if policy is not None:
+            # Approved by policy: nobody is asked; the card and the audit line say which.
+            self._announce(EventKind.SUBMITTED, record)
+            self._announce_move(record)
+        else:
+            self._announce(EventKind.SUBMITTED, record, approvers=self.approvers_for(record))
+        if assessment is None:
+            pending_assessment.add_done_callback(
+                lambda done: self._assessed_late(record.id, analysis, done)
+            )
         return record, analysis
+
+    def _assessed_late(self, request_id: int, analysis, done: Future[Assessment]) -> None:
+        """Record an estimate that outlived submit's wait, and tell the surfaces."""
+        try:
+            assessment = done.result()
+            with self.sessions.begin() as session:
+                record = _record(repo.request_by_id_with_people(session, request_id))
+                policy = self.policies.assessed(session, record, analysis, assessment)
+                record = _record(repo.request_by_id_with_people(session, request_id))
+        except Exception:
+            # Runs in the estimate's thread, where nobody else would see the failure; the
+            # request stays pending with no estimate, which its approvers are shown.
+            log.exception("recording the estimate of request #%s failed", request_id)
+            return
+        if policy is not None:
+            self._announce_move(record)
+        else:
+            self._announce(EventKind.ASSESSED, record)
+
+    def _rerun_source_id(self, rerun_of: str | None, requester_id: uuid_mod.UUID) -> int | None:
+        if not rerun_of:
+            return None
+        return self.rerun_source(rerun_of, requester_id).id
+
+    def rerun_source(self, request_uuid: uuid_mod.UUID | str, person_id: uuid_mod.UUID):
+        """The request to run again, when this person may see it (they submit it as theirs)."""
+        with self.sessions() as session:
+            request = self._load(session, _as_uuid(request_uuid))
+            person = repo.user_by_id(session, person_id)
+            if person is None:
+                raise NotRegistered("you are not an active dbquery user; ask an admin to add you")
+            reason = why_cannot_view(
+                person, requester_id=request.requester.id, request_pod=request.pod_id
+            )
+            if reason:
+                raise NotAllowed(f"You can't run request {request.short_id} again: {reason}.")
+            return request
+
+    def policy_state(self, request: RequestRecord) -> PolicyState | None:
+        """Risk, estimate, approval steps and schedule of a request (None before they exist)."""
+        with self.sessions() as session:
+            return self.policies.state(session, request.id)
 
     def _resolve_target(self, target: str):
         instance_id, sep, database = (target or "").partition("/")
@@ -233,36 +319,86 @@ class RequestService:
             return request
 
     def _decide(self, request_uuid, decider_id, to_status: Status, reason: str | None):
+        step = None
         with self.sessions.begin() as session:
             request = self._load(session, _as_uuid(request_uuid))
             decider = self._authorise(session, request, decider_id)
-            now = self.clock()
-            values = {"approver_id": decider_id, "approver_email": decider.email, "updated_at": now}
+            if request.status != Status.PENDING:
+                raise _already_decided(request)
             if to_status == Status.APPROVED:
-                values["approved_at"] = now
+                step = self._approve_step(session, request, decider)
             else:
-                values.update(rejected_at=now, rejection_reason=reason)
-            if not repo.transition(session, request.id, Status.PENDING, to_status, **values):
-                # Nothing was written; reload what the winner wrote, not this session's stale copy.
-                session.expire_all()
-                raise _already_decided(self._load(session, request.uuid))
-            if to_status == Status.REJECTED:
+                now = self.clock()
+                values = {
+                    "approver_id": decider_id,
+                    "approver_email": decider.email,
+                    "updated_at": now,
+                    "rejected_at": now,
+                    "rejection_reason": reason,
+                }
+                if not repo.transition(session, request.id, Status.PENDING, to_status, **values):
+                    # Nothing was written; reload what the winner wrote, not this session's copy.
+                    session.expire_all()
+                    raise _already_decided(self._load(session, request.uuid))
                 repo.add_outcome_delivery(session, request.id, None)
             decided = _record(repo.request_by_id_with_people(session, request.id))
-        self._announce_move(decided)
+            second = (
+                self.policies.second_approvers(session, decided)
+                if step is not None and not step.approved
+                else []
+            )
+        if step is not None and not step.approved:
+            self._announce(EventKind.STEP_APPROVED, decided, approvers=second)
+        else:
+            self._announce_move(decided)
         return decided
 
+    def _approve_step(self, session: Session, request: RequestRecord, decider: User):
+        from core.analysis import AnalysisError, analyse
+
+        try:
+            kind = analyse(request.database_type, request.content, request.submission_type).kind
+        except AnalysisError:
+            kind = "admin"  # unreadable now: held like the most serious kind; execution fails it
+        try:
+            return self.policies.approve_step(session, request, decider, kind)
+        except InvalidTransition:
+            session.expire_all()
+            current = self._load(session, request.uuid)
+            if current.status != Status.PENDING:
+                raise _already_decided(current) from None
+            raise
+
     def _authorise(self, session: Session, request: RequestRecord, decider_id) -> User:
-        """The decider, when they may decide this request."""
+        """The decider, when they may decide this request.
+
+        At the second step of a two-step approval, the second approval's group (admins, or
+        a pod's managers) may decide too, even from another pod; never the requester.
+        """
         decider = repo.user_by_id(session, decider_id)
         if decider is None:
             raise NotRegistered("you are not a dbquery user")
         reason = why_cannot_decide(
             decider, requester_id=request.requester.id, request_pod=request.pod_id
         )
+        if reason and self._second_step_group_member(session, request, decider):
+            reason = None
         if reason:
             raise NotAllowed(f"You can't decide this request: {reason}.")
         return decider
+
+    def _second_step_group_member(
+        self, session: Session, request: RequestRecord, decider: User
+    ) -> bool:
+        if not decider.is_active or decider.id == request.requester.id:
+            return False
+        state = approvals_repo.request_policy(session, request.id)
+        if state is None or state.approvals_required < 2:
+            return False
+        if not approvals_repo.approval_steps(session, request.id):
+            return False
+        group = state.second_approval_group
+        return decider.role == Role.MANAGER and decider.pod_id == group
 
     # --- execution ---------------------------------------------------------------------------
 
@@ -273,9 +409,12 @@ class RequestService:
         """
         for _ in range(20):
             with self._claiming() as claim:
-                request_id = repo.next_approved_id(claim.session)
+                now = self.clock()
+                request_id = approvals_repo.next_runnable_approved_id(claim.session, now)
                 if request_id is None:
                     return None
+                if not self._may_start(claim.session, request_id):
+                    continue  # held (its window closed meanwhile); its next start is stored
                 claim.take(request_id)
             if claim.won:
                 self._announce_move(claim.won[0])
@@ -295,6 +434,25 @@ class RequestService:
             raise InvalidTransition(f"request {request.uuid} changed meanwhile")
         self._announce_move(claim.won[0])
         return claim.won
+
+    def _may_start(self, session: Session, request_id: int) -> bool:
+        from core.analysis import AnalysisError, analyse
+
+        request = _record(repo.request_by_id_with_people(session, request_id))
+        try:
+            kind = analyse(request.database_type, request.content, request.submission_type).kind
+        except AnalysisError:
+            return True  # the executor fails it with the reason
+        return self.policies.may_claim(session, request, kind)
+
+    def expire_stale(self) -> list[RequestRecord]:
+        """Reject pending requests past their decision time; tell requester and approvers."""
+        with self.sessions.begin() as session:
+            ids = self.policies.expire_due(session)
+            expired = [_record(repo.request_by_id_with_people(session, i)) for i in ids]
+        for request in expired:
+            self._announce(EventKind.REJECTED, request, approvers=self.approvers_for(request))
+        return expired
 
     @contextmanager
     def _claiming(self) -> Iterator[_Claim]:
@@ -524,6 +682,13 @@ def _already_decided(request: RequestRecord) -> InvalidTransition:
         when = f" at {request.approved_at:%Y-%m-%d %H:%M} UTC" if request.approved_at else ""
         text = f"Already approved by {who}{when} (now {request.status})"
     return InvalidTransition(text, request.status)
+
+
+def _within(pending: Future[Assessment], wait_s: float) -> Assessment | None:
+    try:
+        return pending.result(timeout=wait_s)
+    except FutureTimeout:
+        return None
 
 
 def _as_uuid(value: uuid_mod.UUID | str) -> uuid_mod.UUID:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from core.approvals import ApprovalPolicies
 from core.catalogue import Catalogue, load_catalogue
 from core.errors import ConfigError
 from core.events import EventBus
@@ -16,6 +17,7 @@ from core.settings import Settings
 from core.users import UserService
 from db.errors import PortalDatabaseError
 from db.migrate import current_revision, head_revision, known_revisions
+from db.models import utcnow
 from db.session import Sessions, make_engine, make_session_factory
 
 
@@ -54,7 +56,12 @@ def build_core(settings: Settings, catalogue: Catalogue | None = None) -> Core:
         catalogue=catalogue,
         engine=engine,
         sessions=sessions,
-        requests=RequestService(sessions, catalogue, events=events),
+        requests=RequestService(
+            sessions,
+            catalogue,
+            events=events,
+            policies=ApprovalPolicies(catalogue, secrets, utcnow),
+        ),
         users=UserService(sessions, catalogue),
         secrets=secrets,
         runner=ExecutionRunner(catalogue, secrets, settings.results_dir),

@@ -16,22 +16,20 @@ from psycopg.conninfo import conninfo_to_dict
 from core.analysis import analyse
 from core.approvals import ApprovalPolicies, StepOutcome
 from core.errors import InvalidSubmission, InvalidTransition, NotAllowed
+from core.events import EventBus, EventKind, LifecycleEvent
 from core.records import RequestRecord, UserRecord
-from core.requests import RequestService
+from core.requests import RequestService, Submission
 from core.secrets import SecretStore
 from core.users import UserService
 from db import approval_repository as approvals_repo
-from db import repository as repo
-from tests.conftest import pg_url_for
+from db.session import make_engine, make_session_factory
+from tests.conftest import pg_url_for, wait_until
 from tests.portal import (
     BACKENDS,
     People,
     add_people,
-    dispose,
     fresh_portal_url,
     make_catalogue,
-    portal_services,
-    submit_query,
 )
 
 WEDNESDAY_NOON = datetime(2026, 1, 14, 12, 0, tzinfo=UTC)
@@ -87,26 +85,48 @@ class Portal:
     clock: Clock
     target: str
     second_admin: UserRecord
+    events: list[LifecycleEvent]
 
-    def submit(self, query: str, requester: UserRecord | None = None) -> RequestRecord:
+    def submit(
+        self,
+        query: str,
+        requester: UserRecord | None = None,
+        run_after: datetime | None = None,
+    ) -> RequestRecord:
         requester = requester or self.people.developer
-        request = submit_query(self.requests, requester, query, f"pg-shop/{self.target}")
-        analysis = analyse("postgresql", query)
-        instance = self.requests.catalogue.instance("pg-shop")
-        assessment = self.policies.assess(instance, self.target, analysis, query, "query")
-        with self.requests.sessions.begin() as session:
-            self.policies.start(session, request, analysis, assessment)
-        return self.requests.get(request.uuid)
+        record, _ = self.requests.submit(
+            requester.id,
+            Submission(
+                target=f"pg-shop/{self.target}",
+                submission_type="query",
+                query=query,
+                run_after=run_after,
+            ),
+        )
+        return record
 
     def approve(self, request: RequestRecord, person: UserRecord) -> StepOutcome:
-        kind = analyse("postgresql", request.content).kind
-        with self.requests.sessions.begin() as session:
-            decider = repo.user_by_id(session, person.id)
-            return self.policies.approve_step(session, request, decider, kind)
+        """One approval click through the service, as its step outcome."""
+        decided = self.requests.approve(request.uuid, person.id)
+        state = self.state(decided)
+        done = [s for s in state.steps if s.approver_id is not None]
+        return StepOutcome(
+            approved=decided.status == "approved", step=len(done), of=state.approvals_required
+        )
 
     def state(self, request: RequestRecord):
-        with self.requests.sessions() as session:
-            return self.policies.state(session, request.id)
+        return self.requests.policy_state(request)
+
+    def claim_all(self) -> list[int]:
+        """Claim every request the worker may start now (other tests' leftovers included)."""
+        claimed = []
+        while (won := self.requests.claim_next_approved()) is not None:
+            won[1].release()
+            claimed.append(won[0].id)
+        return claimed
+
+    def kinds(self, request: RequestRecord) -> list[EventKind]:
+        return [e.kind for e in self.events if e.request.id == request.id]
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -114,19 +134,29 @@ def portal(request, make_pg_database, tmp_path_factory, target_db) -> Iterator[P
     url = fresh_portal_url(request.param, make_pg_database, tmp_path_factory.mktemp("approvals"))
     clock = Clock(WEDNESDAY_NOON)
     catalogue = make_catalogue(instances=_instances(target_db))
-    requests, users = portal_services(url, catalogue, clock)
+    sessions = make_session_factory(make_engine(url))
+    bus = EventBus()
+    events: list[LifecycleEvent] = []
+    bus.subscribe("test", events.append)
+    policies = ApprovalPolicies(catalogue, SecretStore(), clock)
+    # A generous wait: these tests read the estimate's outcome right after submitting.
+    requests = RequestService(
+        sessions, catalogue, clock, events=bus, policies=policies, assess_wait_s=30
+    )
+    users = UserService(sessions, catalogue)
     people = add_people(users)
     second_admin = users.add(email="bea@example.com", name="Bea Admin", role="admin", pod=None)
     yield Portal(
         requests=requests,
         users=users,
         people=people,
-        policies=ApprovalPolicies(catalogue, SecretStore(), clock),
+        policies=policies,
         clock=clock,
         target=target_db,
         second_admin=second_admin,
+        events=events,
     )
-    dispose(requests)
+    sessions.engine.dispose()
 
 
 @pytest.fixture(autouse=True)
@@ -148,6 +178,10 @@ def test_a_small_read_is_approved_by_policy_and_recorded_as_such(portal):
     assert [(s.step, s.approver_id, s.approver_email) for s in state.steps] == [
         (1, None, "policy:small-reads")
     ]
+    # Nobody is asked: the submission is announced with no approvers, then the approval.
+    assert portal.kinds(request) == [EventKind.SUBMITTED, EventKind.APPROVED]
+    submitted = next(e for e in portal.events if e.request.id == request.id)
+    assert submitted.approvers == ()
 
 
 def test_a_read_over_the_policy_rows_waits_for_a_person(portal):
@@ -168,11 +202,19 @@ def test_a_schema_change_needs_two_people(portal):
 
     assert portal.approve(request, people.manager) == StepOutcome(approved=False, step=1, of=2)
     assert portal.requests.get(request.uuid).status == "pending"
+    step_event = [e for e in portal.events if e.request.id == request.id][-1]
+    assert step_event.kind == EventKind.STEP_APPROVED
+    assert {p.email for p in step_event.approvers} == {people.admin.email, "bea@example.com"}
 
     with pytest.raises(NotAllowed, match="approved step 1 already"):
         portal.approve(request, people.manager)
-    with pytest.raises(NotAllowed, match="policy schema-changes needs an admin"):
+    with pytest.raises(NotAllowed, match="only a manager of pod 'payments' or an admin"):
         portal.approve(request, people.other_manager)
+    pod_manager = portal.users.add(
+        email="mo2@example.com", name="Mo Two", role="manager", pod="payments"
+    )
+    with pytest.raises(NotAllowed, match="policy schema-changes needs an admin"):
+        portal.approve(request, pod_manager)
     assert portal.requests.get(request.uuid).status == "pending"
 
     assert portal.approve(request, people.admin) == StepOutcome(approved=True, step=2, of=2)
@@ -211,8 +253,8 @@ def test_concurrent_second_approvals_approve_once(portal):
     approved = [o for o in outcomes if isinstance(o, StepOutcome)]
     lost = [o for o in outcomes if isinstance(o, InvalidTransition)]
     assert approved == [StepOutcome(approved=True, step=2, of=2)]
-    assert len(lost) == 1 and "Step 2 of 2 was approved by" in str(lost[0])
-    assert "meanwhile" in str(lost[0])
+    winner = portal.requests.get(request.uuid).approver
+    assert len(lost) == 1 and f"Already approved by {winner.name}" in str(lost[0])
     assert len(portal.state(request).steps) == 2
 
 
@@ -253,19 +295,19 @@ def test_a_pending_request_expires_after_72_hours(portal):
     assert request.status == "pending"
 
     portal.clock.now = WEDNESDAY_NOON + timedelta(hours=71, minutes=59)
-    with portal.requests.sessions.begin() as session:
-        assert request.id not in portal.policies.expire_due(session)
+    assert request.id not in [r.id for r in portal.requests.expire_stale()]
 
     portal.clock.now = WEDNESDAY_NOON + timedelta(hours=72)
-    with portal.requests.sessions.begin() as session:
-        assert request.id in portal.policies.expire_due(session)
+    assert request.id in [r.id for r in portal.requests.expire_stale()]
+    event = [e for e in portal.events if e.request.id == request.id][-1]
+    assert event.kind == EventKind.REJECTED
+    assert portal.people.manager.email in {p.email for p in event.approvers}
 
     expired = portal.requests.get(request.uuid)
     assert expired.status == "rejected"
     assert expired.rejection_reason == "expired: no decision in 72 h"
     assert expired.approver_email == "policy:expire_after_h"
-    with portal.requests.sessions.begin() as session:
-        assert request.id not in portal.policies.expire_due(session)
+    assert portal.requests.expire_stale() == []
 
 
 def test_an_approved_write_waits_for_the_window(portal):
@@ -283,31 +325,30 @@ def test_an_approved_write_waits_for_the_window(portal):
     # The worker's last check holds a write outside the window, and lets it in.
     with portal.requests.sessions.begin() as session:
         assert not portal.policies.may_claim(session, request, "write")
+    assert request.id not in portal.claim_all()
     portal.clock.now = SATURDAY_WINDOW_OPENS + timedelta(minutes=5)
-    with portal.requests.sessions.begin() as session:
-        assert portal.policies.may_claim(session, request, "write")
+    assert request.id in portal.claim_all()
 
 
 def test_run_after_is_honoured_and_a_late_approval_runs_at_once(portal):
-    with pytest.raises(InvalidSubmission, match="within 90 days"):
-        portal.policies.check_run_after(WEDNESDAY_NOON + timedelta(days=91))
-    with pytest.raises(InvalidSubmission, match="time zone"):
-        portal.policies.check_run_after(datetime(2026, 1, 15, 9, 0))
-
     query = "SELECT * FROM orders a CROSS JOIN orders b LIMIT 20000"
+    with pytest.raises(InvalidSubmission, match="within 90 days"):
+        portal.submit(query, run_after=WEDNESDAY_NOON + timedelta(days=91))
+    with pytest.raises(InvalidSubmission, match="time zone") as caught:
+        portal.submit(query, run_after=datetime(2026, 1, 15, 9, 0))
+    assert caught.value.field == "run_after"
+
     later = WEDNESDAY_NOON + timedelta(hours=3)
-    request = submit_query(portal.requests, portal.people.developer, query,
-                           f"pg-shop/{portal.target}")  # fmt: skip
-    with portal.requests.sessions.begin() as session:
-        portal.policies.start(session, request, analyse("postgresql", query), None,
-                              run_after=later)  # fmt: skip
+    request = portal.submit(query, run_after=later)
+    assert portal.state(request).run_after == later
     portal.approve(request, portal.people.manager)
     assert portal.state(request).not_before == later
+    assert request.id not in portal.claim_all()
+    portal.clock.now = later
+    assert request.id in portal.claim_all()
+    assert portal.requests.get(request.uuid).status == "executing"
 
-    late = submit_query(portal.requests, portal.people.developer, query, f"pg-shop/{portal.target}")
-    with portal.requests.sessions.begin() as session:
-        portal.policies.start(session, late, analyse("postgresql", query), None,
-                              run_after=WEDNESDAY_NOON - timedelta(hours=1))  # fmt: skip
+    late = portal.submit(query, run_after=WEDNESDAY_NOON - timedelta(hours=1))
     portal.approve(late, portal.people.manager)
     assert portal.state(late).not_before is None
 
@@ -327,3 +368,37 @@ def test_an_estimate_that_cannot_reach_the_target_never_blocks_and_counts_as_unk
         " is not set"
     )
     assert assessment.risk.level == "medium"
+
+
+def test_an_estimate_slower_than_submit_follows_as_its_own_event(portal):
+    impatient = RequestService(
+        portal.requests.sessions,
+        portal.requests.catalogue,
+        portal.clock,
+        events=portal.requests.events,
+        policies=portal.policies,
+        assess_wait_s=0,
+    )
+    big, _ = impatient.submit(
+        portal.people.developer.id,
+        Submission(
+            target=f"pg-shop/{portal.target}",
+            submission_type="query",
+            query="SELECT * FROM orders a, orders b",
+        ),
+    )
+    small, _ = impatient.submit(
+        portal.people.developer.id,
+        Submission(
+            target=f"pg-shop/{portal.target}",
+            submission_type="query",
+            query="SELECT * FROM orders WHERE id = 7",
+        ),
+    )
+
+    wait_until(lambda: EventKind.ASSESSED in portal.kinds(big), what="the late estimate")
+    assert portal.kinds(big)[0] == EventKind.SUBMITTED
+    assert portal.state(big).risk_level == "medium"
+    # The small read is approved by policy once its estimate arrives, with nobody asked.
+    wait_until(lambda: EventKind.APPROVED in portal.kinds(small), what="the late approval")
+    assert portal.requests.get(small.uuid).approver_email == "policy:small-reads"
