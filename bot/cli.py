@@ -11,9 +11,11 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from core.catalogue import Catalogue, load_catalogue
-from core.errors import DbqueryError
+from core.catalogue import Catalogue, Instance, load_catalogue
+from core.errors import CredentialsError, DbqueryError
 from core.lifecycle import Role, Status
+from core.privileges import check_privileges
+from core.secrets import SecretStore
 from core.settings import SLACK_APP_HELP, Settings, load_settings
 from core.wiring import build_core
 from db.errors import PortalDatabaseError
@@ -208,6 +210,7 @@ def cmd_check(args, settings: Settings) -> int:
     missing = settings.missing_slack_settings()
     print("slack: " + ("configured" if not missing else f"missing {', '.join(missing)}"))
     unreachable = 0
+    secrets = SecretStore()
     for instance in catalogue.instances:
         try:
             socket.create_connection((instance.host, instance.port), timeout=3).close()
@@ -218,7 +221,29 @@ def cmd_check(args, settings: Settings) -> int:
         print(
             f"instance {instance.id} ({instance.type}, {instance.host}:{instance.port}): {status}"
         )
+        if status == "reachable":
+            _print_privileges(instance, secrets)
     return 1 if unreachable or not migrated else 0
+
+
+def _print_privileges(instance: Instance, secrets: SecretStore) -> None:
+    """Warn about what the instance's credentials may do that dbquery never needs."""
+    try:
+        report = check_privileges(instance, secrets.credentials(instance.secret))
+    except CredentialsError as exc:
+        print(f"  credentials: cannot be read: {exc.message}")
+        return
+    if report.problem:
+        print(f"  credentials: privileges not checked: {report.problem}")
+        return
+    who = report.user or "(no user)"
+    if not report.warnings:
+        print(f"  credentials {who}: no privileges beyond what dbquery needs")
+        return
+    print(f"  WARNING: credentials {who} can do more than dbquery needs (see README,")
+    print("  'Which role to create for dbquery'):")
+    for warning in report.warnings:
+        print(f"    - {warning}")
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

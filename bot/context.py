@@ -23,7 +23,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.views.commands import not_registered_message
-from core.analysis import Analysis, AnalysisError, analyse
+from core.analysis import Analysis, AnalysisError
+from core.analysis_sandbox import analyse_isolated
 from core.errors import NotRegistered
 from core.records import RequestRecord, UserRecord
 from core.wiring import Core
@@ -135,7 +136,7 @@ def analysis_of(request: RequestRecord) -> Analysis | None:
     if known:
         return analysis
     try:
-        analysis = analyse(request.database_type, request.content, request.submission_type)
+        analysis = analyse_isolated(request.database_type, request.content, request.submission_type)
     except AnalysisError:
         analysis = None
     _ANALYSES.put(request.uuid, analysis)

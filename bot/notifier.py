@@ -28,7 +28,7 @@ from bot.context import analysis_of
 from bot.file_upload import stream_file
 from bot.views.approval import approval_message, decided_message, reminder_text
 from bot.views.request_card import request_card
-from bot.views.results import needs_file, outcome_message
+from bot.views.results import needs_file, outcome_message, result_file_name
 from core.errors import DbqueryError
 from core.jobs import DELIVERY_LEASE
 from core.lifecycle import Status
@@ -39,7 +39,6 @@ from core.wiring import Core
 log = logging.getLogger("dbquery.notify")
 
 SLACK_FAILURES = (SlackApiError, SlackClientError, OSError)
-FILE_EXTENSION = {"csv": "csv", "jsonl": "jsonl"}
 # A delivery waits out rate limits only while its claim on the outcome holds (the worker's
 # delivery lease), with a margin, so no other attempt can start and post it a second time.
 RATE_LIMIT_PATIENCE_S = DELIVERY_LEASE.total_seconds() * 2 / 3
@@ -199,7 +198,7 @@ class SlackNotifier:
         The file goes from disk to the socket in chunks, so memory stays flat whatever its size.
         """
         length = path.stat().st_size
-        filename = f"dbquery-{request.short_id}{_file_suffix(request, path)}"
+        filename = result_file_name(request, path.suffixes)
         target = self._patiently(
             self.client.files_getUploadURLExternal, filename=filename, length=length
         )
@@ -362,16 +361,6 @@ class SlackNotifier:
 
 def _name(call: Callable[..., Any]) -> str:
     return getattr(call, "__name__", "a Slack call")
-
-
-def _file_suffix(request: RequestRecord, path: Path) -> str:
-    """The uploaded name's suffix: the file's own when it is compressed (`.csv.gz`), else the
-    result's format."""
-    if path.suffix == ".gz":
-        return "".join(path.suffixes[-2:])
-    summary = request.result_summary() or {}
-    extension = FILE_EXTENSION.get(summary.get("file_format") or "", path.suffix[1:])
-    return f".{extension or 'txt'}"
 
 
 __all__ = ["SlackNotifier", "audit_line", "is_rate_limited", "retry_after_s", "slack_error"]

@@ -20,6 +20,10 @@ class DatabaseType(StrEnum):
 
 DEFAULT_STATEMENT_TIMEOUT_S = 60
 DEFAULT_MAX_ROWS = 100_000
+DEFAULT_MAX_RESULT_BYTES = 512 * 1024 * 1024
+# A request's whole run (every statement of a script, and writing its result) is bounded by
+# total_timeout_s; unset, it is this or the statement timeout, whichever is longer.
+DEFAULT_TOTAL_TIMEOUT_S = 300
 
 
 class Pod(BaseModel):
@@ -41,6 +45,8 @@ class Instance(BaseModel):
     secret: str | None = None
     statement_timeout_s: int = Field(default=DEFAULT_STATEMENT_TIMEOUT_S, gt=0, le=86_400)
     max_rows: int = Field(default=DEFAULT_MAX_ROWS, gt=0, le=10_000_000)
+    max_result_bytes: int = Field(default=DEFAULT_MAX_RESULT_BYTES, gt=0, le=2**40)
+    total_timeout_s: int | None = Field(default=None, gt=0, le=86_400)
     # TLS to the target: true requires it, false refuses it; unset leaves the driver's default
     # (PostgreSQL: TLS when the server offers it; MongoDB: no TLS).
     tls: bool | None = None
@@ -53,6 +59,13 @@ class Instance(BaseModel):
 
     def policies_for(self, pod_id: str | None) -> Policies:
         return self.policies.overridden_by(self.pod_policies.get(pod_id or ""))
+
+    @property
+    def request_timeout_s(self) -> int:
+        """How long a whole request may run: total_timeout_s, or its default."""
+        if self.total_timeout_s is not None:
+            return self.total_timeout_s
+        return max(DEFAULT_TOTAL_TIMEOUT_S, self.statement_timeout_s)
 
     @field_validator("databases")
     @classmethod

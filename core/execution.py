@@ -9,7 +9,13 @@ from pathlib import Path
 from core.catalogue import Catalogue, DatabaseType
 from core.errors import CredentialsError
 from core.executors.base import Job
-from core.executors.results import AuthenticationFailed, ExecutionError, ExecutionResult
+from core.executors.results import (
+    MB,
+    AuthenticationFailed,
+    ExecutionError,
+    ExecutionResult,
+    ResultLimits,
+)
 from core.records import RequestRecord
 from core.secrets import SecretStore, connection_for
 
@@ -37,10 +43,20 @@ class Outcome:
 
 
 class ExecutionRunner:
-    def __init__(self, catalogue: Catalogue, secrets: SecretStore, results_dir: Path) -> None:
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        secrets: SecretStore,
+        results_dir: Path,
+        *,
+        compress_over_mb: int = 20,
+        upload_limit_mb: int = 1024,
+    ) -> None:
         self.catalogue = catalogue
         self.secrets = secrets
         self.results_dir = results_dir
+        self.compress_over_bytes = compress_over_mb * MB
+        self.upload_limit_bytes = upload_limit_mb * MB
 
     def run(self, request: RequestRecord) -> Outcome:
         """Never raises for a request's own failure: the error becomes the outcome."""
@@ -73,6 +89,11 @@ class ExecutionRunner:
             content=request.content,
             out_dir=out_dir,
             read_only=analysis.read_only,
+            limits=ResultLimits(
+                max_result_bytes=instance.max_result_bytes,
+                compress_over_bytes=self.compress_over_bytes,
+                upload_limit_bytes=self.upload_limit_bytes,
+            ),
         )
         execute = _executor(instance.type)
         for attempt in (1, 2):

@@ -160,7 +160,8 @@ class RequestService:
 
     def submit(self, requester_id: uuid_mod.UUID, submission: Submission):
         """Validate and store a new pending request. Returns (record, analysis)."""
-        from core.analysis import AnalysisError, analyse
+        from core.analysis import AnalysisError
+        from core.analysis_sandbox import analyse_isolated
 
         instance, database = self._resolve_target(submission.target)
         content, field = self._content_of(submission)
@@ -170,7 +171,7 @@ class RequestService:
                 "comments", f"comments are limited to {COMMENTS_MAX_CHARS:,} characters"
             )
         try:
-            analysis = analyse(instance.type.value, content, submission.submission_type)
+            analysis = analyse_isolated(instance.type.value, content, submission.submission_type)
         except AnalysisError as exc:
             raise InvalidSubmission(field, str(exc)) from None
         run_after = self.policies.check_run_after(submission.run_after)

@@ -350,6 +350,7 @@ def connection_for(instance: Instance, database: str, creds: Credentials) -> Con
         password=creds.password,
         statement_timeout_s=instance.statement_timeout_s,
         max_rows=instance.max_rows,
+        total_timeout_s=instance.request_timeout_s,
         tls=instance.tls,
         auth_source=instance.auth_source,
     )

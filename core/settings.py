@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     remind_after_min: int = Field(default=30, ge=1, alias="DBQUERY_REMIND_AFTER_MIN")
     escalate_after_min: int = Field(default=120, ge=1, alias="DBQUERY_ESCALATE_AFTER_MIN")
     log_level: str = Field(default="INFO", alias="DBQUERY_LOG_LEVEL")
+    # Result files larger than this are written gzip-compressed (.csv.gz, .jsonl.gz).
+    compress_over_mb: int = Field(default=20, ge=0, alias="DBQUERY_COMPRESS_OVER_MB")
+    # Slack's limit for one uploaded file; a larger result file is cut there.
+    upload_limit_mb: int = Field(default=1024, ge=1, alias="DBQUERY_UPLOAD_LIMIT_MB")
 
     slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")

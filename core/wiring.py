@@ -64,6 +64,12 @@ def build_core(settings: Settings, catalogue: Catalogue | None = None) -> Core:
         ),
         users=UserService(sessions, catalogue),
         secrets=secrets,
-        runner=ExecutionRunner(catalogue, secrets, settings.results_dir),
+        runner=ExecutionRunner(
+            catalogue,
+            secrets,
+            settings.results_dir,
+            compress_over_mb=settings.compress_over_mb,
+            upload_limit_mb=settings.upload_limit_mb,
+        ),
         events=events,
     )

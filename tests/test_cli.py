@@ -189,6 +189,7 @@ def test_cli_story(story):
     assert check.returncode == 1, str(check)  # one instance is down
     assert "portal database: reachable, migrated" in check.stdout
     assert f"instance pg-local (postgresql, {PG_HOST}:{PG_PORT}): reachable" in check.stdout
+    assert "  credentials: privileges not checked: " in check.stdout, check.stdout
     assert "instance mongo-down" in check.stdout and "UNREACHABLE" in check.stdout
     assert "slack: missing SLACK_BOT_TOKEN" in check.stdout
     assert not any("Traceback" in r.stderr for r in (user_list, request_list, shown, check))

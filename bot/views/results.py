@@ -22,6 +22,7 @@ from bot.views.limits import (
     truncate,
 )
 from bot.views.request_card import decision_block, decision_line, target_text
+from core.executors.results import size_text
 from core.lifecycle import Status
 from core.records import RequestRecord
 
@@ -136,6 +137,8 @@ def _inline_table(summary: dict[str, Any]) -> str | None:
     row_count = int(summary.get("row_count") or 0)
     if not columns or row_count > INLINE_MAX_ROWS or row_count > len(preview):
         return None
+    if summary.get("preview_cut"):
+        return None
     return render_table(columns, preview, INLINE_TABLE_CHARS)
 
 
@@ -218,7 +221,14 @@ def _preview_blocks(summary: dict[str, Any], file_attached: bool) -> list[dict[s
     else:
         body = f"*{len(columns):,} columns*: " + fit_escaped(", ".join(map(str, columns)), 1_500)
     fmt = FILE_FORMAT_LABEL.get(str(summary.get("file_format")), "a file")
-    if file_attached:
+    if file_attached and summary.get("compressed"):
+        file_line = (
+            f":paperclip: Full result ({_rows(row_count)},"
+            f" {size_text(int(summary.get('content_bytes') or 0))} uncompressed)"
+            f" attached as gzip-compressed {fmt}"
+            f" ({size_text(int(summary.get('file_bytes') or 0))})."
+        )
+    elif file_attached:
         file_line = f":paperclip: Full result ({_rows(row_count)}) attached as {fmt}."
     else:
         file_line = f":information_source: Only the preview is shown; {_rows(row_count)} in all."
@@ -243,8 +253,8 @@ def _result_blocks(summary: dict[str, Any], file_attached: bool) -> list[dict[st
     if summary.get("truncated"):
         blocks.append(
             context(
-                f":warning: Stopped at the row cap of {row_count:,} rows:"
-                " the database had more; narrow the query to see the rest."
+                f":warning: {_sentence(_truncation(summary))}; the result holds the first"
+                f" {_rows(row_count)}. Narrow the query to see the rest."
             )
         )
     notes = [
@@ -254,6 +264,26 @@ def _result_blocks(summary: dict[str, Any], file_attached: bool) -> list[dict[st
     if notes:
         blocks.append(context(*notes[:10]))
     return blocks
+
+
+def _truncation(summary: dict[str, Any]) -> str:
+    """Why the result stops early, as the executor said it (older summaries: the row cap)."""
+    reason = summary.get("truncation")
+    if reason:
+        return fit_escaped(str(reason), NOTE_LIMIT)
+    return f"stopped at the row cap of {int(summary.get('row_count') or 0):,} rows"
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def result_file_name(request: RequestRecord, result_file_suffixes: Sequence[str]) -> str:
+    """The uploaded file's name: dbquery-<id>.csv, or .csv.gz when it was compressed."""
+    summary = _summary(request)
+    extension = {"csv": "csv", "jsonl": "jsonl"}.get(str(summary.get("file_format")), "txt")
+    compressed = summary.get("compressed") or ".gz" in result_file_suffixes
+    return f"dbquery-{request.short_id}.{extension}{'.gz' if compressed else ''}"
 
 
 def outcome_summary(request: RequestRecord) -> str:
@@ -271,7 +301,7 @@ def outcome_summary(request: RequestRecord) -> str:
         parts.append(f"{_rows(sum(int(n) for n in counted))} affected")
     parts.append(f"in {_elapsed(summary)}")
     if summary.get("truncated"):
-        parts.append("stopped at the row cap")
+        parts.append(_truncation(summary))
     return (
         f":heavy_check_mark: Completed: {', '.join(parts)}."
         " The result is in the thread under the request card."
@@ -339,5 +369,6 @@ __all__ = [
     "outcome_message",
     "outcome_summary",
     "render_table",
+    "result_file_name",
     "statements_text",
 ]

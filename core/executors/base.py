@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.executors.results import ResultLimits
+
 
 @dataclass(frozen=True)
 class Connection:
@@ -15,6 +17,7 @@ class Connection:
     password: str | None = field(default=None, repr=False)
     statement_timeout_s: int = 60
     max_rows: int = 100_000
+    total_timeout_s: int = 300  # the whole request, every statement and the result file
     connect_timeout_s: int = 10
     tls: bool | None = None  # None: the driver's default
     auth_source: str | None = None  # MongoDB: where the user is defined
@@ -27,3 +30,4 @@ class Job:
     content: str
     out_dir: Path  # where the executor writes the full result file
     read_only: bool = False  # the analysis found only reads: run in a READ ONLY transaction
+    limits: ResultLimits = field(default_factory=ResultLimits)  # result bytes, compression

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,12 @@ from core.executors.results import (
     AuthenticationFailed,
     ExecutionError,
     ExecutionResult,
+    ResultLimits,
+    ResultWriter,
     StatementOutcome,
+    WrittenFile,
+    replace_result_file,
+    short_cell,
 )
 
 NO_ROLLBACK_NOTE = "MongoDB does not roll back earlier statements of a script"
@@ -296,7 +300,7 @@ def _run_read(
     job: Job,
     result: ExecutionResult,
 ) -> int:
-    sink = _JsonlSink(Path(job.out_dir) / f"{job.request_uuid}.jsonl", conn.max_rows)
+    sink = _JsonlSink(Path(job.out_dir) / f"{job.request_uuid}.jsonl", conn.max_rows, job.limits)
     if stmt.method in ("find", "aggregate"):
         with _call(collection, stmt, **_cursor_overrides(stmt, conn.max_rows)) as cursor:
             sink.write(cursor)
@@ -333,53 +337,51 @@ def _cursor_overrides(stmt: MongoStatement, max_rows: int) -> dict[str, int]:
 
 
 class _JsonlSink:
-    """Streams documents to a JSON lines file (extended JSON, relaxed) up to the row cap.
+    """Streams documents to a JSON lines file (extended JSON, relaxed) up to the caps.
 
-    Rows go to a side file that replaces the result file only once the read succeeded, so a
-    failed read never leaves a half-written file behind.
+    The shared result writer keeps memory flat, compresses a large file, stops at the row cap,
+    the byte cap and the upload limit, and replaces the result file only once the read
+    succeeded, so a failed read never leaves a half-written file behind.
     """
 
-    def __init__(self, path: Path, max_rows: int) -> None:
+    def __init__(self, path: Path, max_rows: int, limits: ResultLimits) -> None:
         self.path = path
-        self.partial_path = path.with_name(path.name + ".part")
         self.max_rows = max_rows
+        self.limits = limits
         self.row_count = 0
-        self.truncated = False
         self.preview: list[Mapping[str, Any]] = []
+        self.written: WrittenFile | None = None
 
     def write(self, documents: Iterable[Mapping[str, Any]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        writer = ResultWriter(self.path, "jsonl", self.limits)
         try:
-            with self.partial_path.open("w", encoding="utf-8") as out:
-                self._write_lines(out, iter(documents))
+            self._write_lines(writer, iter(documents))
         except BaseException:
-            self.partial_path.unlink(missing_ok=True)
+            writer.discard()
             raise
-        self.partial_path.replace(self.path)
+        self.written = writer.commit()
 
-    def _write_lines(self, out: Any, documents: Iterator[Mapping[str, Any]]) -> None:
-        self.preview = list(islice(documents, min(PREVIEW_MAX_ROWS, self.max_rows)))
-        for document in self.preview:
-            out.write(json_util.dumps(document, json_options=_JSON_OPTIONS) + "\n")
-        self.row_count = len(self.preview)
-        dumps = json_util.dumps
+    def _write_lines(self, writer: ResultWriter, documents: Iterator[Mapping[str, Any]]) -> None:
+        dumps, options = json_util.dumps, _JSON_OPTIONS
         for document in documents:
             if self.row_count == self.max_rows:
-                self.truncated = True
+                writer.stop(f"stopped at the row cap of {self.max_rows:,} rows")
                 return
-            out.write(dumps(document, json_options=_JSON_OPTIONS) + "\n")
+            if not writer.write((dumps(document, json_options=options) + "\n").encode()):
+                return
             self.row_count += 1
+            if len(self.preview) < PREVIEW_MAX_ROWS:
+                self.preview.append(document)
 
     def publish(self, result: ExecutionResult) -> None:
         columns = _columns(self.preview)
         result.columns = columns
         result.preview_rows = [
-            [_cell(document.get(column)) for column in columns] for document in self.preview
+            [short_cell(_cell(document.get(column))) for column in columns]
+            for document in self.preview
         ]
-        result.row_count = self.row_count
-        result.truncated = self.truncated
-        result.file_path = self.path
-        result.file_format = "jsonl"
+        if self.written is not None:
+            replace_result_file(result, self.written, self.row_count)
 
 
 def _columns(documents: Iterable[Mapping[str, Any]]) -> list[str]:

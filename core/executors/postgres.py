@@ -1,45 +1,73 @@
 """Run an approved request against a PostgreSQL target.
 
-One transaction per request (a script is all or nothing), the instance's statement timeout,
-its row cap, and rows streamed to a CSV file as they arrive. Plain SELECTs are exported with
-COPY ... TO STDOUT (the server writes the CSV); other row-returning statements go through
-loaders that hand over PostgreSQL's own text, so no value is parsed into a Python object only
-to be formatted back into text, and both paths render cells the same way.
+One transaction per request (a script is all or nothing). What holds whatever the analysis
+said and whatever the credentials may do:
+
+- A read-only request runs in a transaction opened READ ONLY and locked in by a query of the
+  executor's own before the request's text: PostgreSQL lets SET TRANSACTION READ WRITE undo
+  READ ONLY until the transaction's first query, and SET statements do not count as one.
+- Time: the server's statement_timeout, and a watchdog thread that cancels the running query
+  from outside once a statement outlives it by a small grace or the request outlives its
+  total time, whatever the session's own settings say; on PostgreSQL 17 and later,
+  transaction_timeout as well.
+- Memory: no statement's result is fetched whole. SELECTs are exported with COPY ... TO
+  STDOUT (the server writes the CSV, one line per message) through a wrapper that cuts very
+  long cells on the server, so no single message can be huge; a DECLAREd cursor gets the same
+  wrapper, and every other row-returning statement (FETCH, RETURNING, EXPLAIN, SHOW, ...)
+  streams one row at a time. The result file stops at the row cap and the byte cap.
+- Cells arrive as PostgreSQL's own text, on both paths, so no value is parsed into a Python
+  object only to be formatted back into text.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import psycopg.postgres
 from pglast import ast, parser
+from pglast.enums import FetchDirection
 from psycopg import pq
 from psycopg.adapt import AdaptersMap
 from psycopg.types.string import TextLoader
 
-from core.analysis import READ, AnalysisError, StatementInfo, analyse
+from core.analysis import DDL, READ, WRITE, AnalysisError, analyse
 from core.executors.base import Connection, Job
 from core.executors.results import (
     PREVIEW_MAX_ROWS,
     AuthenticationFailed,
     ExecutionError,
     ExecutionResult,
+    ResultWriter,
     StatementOutcome,
+    replace_result_file,
+    short_cell,
 )
 
-# Rows per round trip: large enough to amortise the round trip, small enough that a batch of
-# wide rows stays well inside the executor's memory budget.
-BATCH_ROWS = 5_000
 APPLICATION_NAME_MAX_BYTES = 63  # PostgreSQL truncates longer names (NAMEDATALEN - 1)
 DISPLAY_TEXT_MAX_CHARS = 200
-CURSOR_NAME = "dbquery_rows"
+# The watchdog cancels a statement this long after the server's own statement_timeout
+# should have: the server's message is the clearer one when it comes in time.
+CANCEL_GRACE_S = 2.0
+# Cells are cut on the server so that one row (one protocol message, which libpq holds
+# whole, twice over while it is handed to Python) stays within a few tens of MB: each
+# column of a row gets an equal share of the budget, but never less than the floor.
+ROW_BUDGET_CHARS = 8 * 1024 * 1024
+CELL_FLOOR_CHARS = 16 * 1024
+CUT_MARK = "…[cut]"
+# Types whose text is short whatever the value: their columns are exported as they are.
+_BOUNDED_TYPES = (
+    "bool", "int2", "int4", "int8", "float4", "float8", "numeric", "money", "oid",
+    "date", "time", "timetz", "timestamp", "timestamptz", "interval", "uuid",
+    "inet", "cidr", "macaddr", "macaddr8", "char", "name", "pg_lsn",
+)  # fmt: skip
 
 # libpq reports a refused login only as text (a failed connection carries no SQLSTATE).
 _AUTHENTICATION_FAILURE = re.compile(
@@ -47,10 +75,11 @@ _AUTHENTICATION_FAILURE = re.compile(
     r"is not permitted to log in|role \".*\" does not exist|no password supplied",
 )
 _LIBPQ_PREFIX = re.compile(r"^.*?port \d+ failed: (?:FATAL:\s+|ERROR:\s+)?")
+_IN_OWN_TRANSACTION = "dbquery runs the whole request in one transaction of its own"
 
 
-class _StatementTimeLimit(Exception):
-    """A statement read through a cursor outlived the statement timeout across its fetches."""
+class _TimedOut(Exception):
+    """The watchdog cancelled a statement, or the request ran out of time between two."""
 
 
 @dataclass
@@ -59,13 +88,15 @@ class _Rows:
 
     columns: list[str]
     preview: list[list[Any]] = field(default_factory=list)
-    count: int = 0
-    truncated: bool = False
+    count: int = 0  # rows in the file
+    seen: int = 0  # rows the statement returned, the ones past a cap included
+    cells_cut: int = 0  # the longest a cell may be when some were cut, else 0
 
 
 @dataclass(frozen=True)
 class _Step:
-    info: StatementInfo
+    text: str
+    kind: str
     node: ast.Node
 
 
@@ -74,19 +105,20 @@ def execute_postgres(conn: Connection, job: Job) -> ExecutionResult:
     started = time.monotonic()
     steps = _plan(job)
     outcomes = [
-        StatementOutcome(index=i, text=_display(s.info.text), kind=s.info.kind, status="not run")
+        StatementOutcome(index=i, text=_display(s.text), kind=s.kind, status="not run")
         for i, s in enumerate(steps, start=1)
     ]
     result = ExecutionResult(statements=outcomes)
-    out_path = job.out_dir / f"{job.request_uuid}.csv"
     pg = _connect(conn, job)
+    watchdog = _Watchdog(pg)
     try:
         _start_transaction(pg, conn, job.read_only)
-        _run_steps(pg, steps, outcomes, result, conn, out_path)
+        _run_steps(pg, steps, result, conn, job, watchdog, started)
         pg.commit()
-    except (psycopg.Error, _StatementTimeLimit) as exc:
+    except (psycopg.Error, _TimedOut) as exc:
         _rollback_quietly(pg)
-        out_path.unlink(missing_ok=True)
+        if result.file_path is not None:
+            result.file_path.unlink(missing_ok=True)
         for outcome in outcomes:
             if outcome.status == "ok":
                 outcome.status = "rolled back"
@@ -99,27 +131,78 @@ def execute_postgres(conn: Connection, job: Job) -> ExecutionResult:
 
 
 def _plan(job: Job) -> list[_Step]:
-    """Split and classify with PostgreSQL's parser (the same analysis the submission passed)."""
+    """Split with PostgreSQL's own parser; refuse what would break the one transaction.
+
+    The analysis lends its labels (read, write, ...) for the report but decides nothing here:
+    what may run was settled at submit, and what keeps a read a read is the transaction.
+    """
+    try:
+        raw_statements = parser.parse_sql(job.content)
+    except parser.ParseError as exc:
+        raise ExecutionError(str(exc.args[0])) from None
+    except RecursionError:
+        raise ExecutionError("the text is too deeply nested to run") from None
+    texts = [_statement_text(job.content, raw) for raw in raw_statements]
+    if not texts:
+        raise ExecutionError("nothing to run: the text is empty or holds only comments")
+    for raw in raw_statements:
+        refusal = _refusal(raw.stmt)
+        if refusal:
+            raise ExecutionError(refusal)
+    kinds = _labels(job, len(texts))
+    return [
+        _Step(text, kind if kinds else _fallback_kind(raw.stmt), raw.stmt)
+        for text, kind, raw in zip(texts, kinds or texts, raw_statements, strict=True)
+    ]
+
+
+def _statement_text(content: str, raw: ast.RawStmt) -> str:
+    # stmt_len 0 means "up to the end of the text" (the last statement without a semicolon).
+    end = raw.stmt_location + raw.stmt_len if raw.stmt_len else len(content)
+    return content[raw.stmt_location : end].strip()
+
+
+def _refusal(node: ast.Node) -> str | None:
+    if isinstance(node, ast.TransactionStmt):
+        return f"transaction control is not allowed: {_IN_OWN_TRANSACTION}"
+    if isinstance(node, ast.CopyStmt):
+        return "COPY is not allowed: use SELECT (the result comes back as a CSV file) or INSERT"
+    return None
+
+
+def _labels(job: Job, count: int) -> list[str] | None:
     try:
         analysis = analyse("postgresql", job.content, job.submission_type)
-    except AnalysisError as exc:
-        raise ExecutionError(str(exc)) from None
-    return [_Step(info, parser.parse_sql(info.text)[0].stmt) for info in analysis.statements]
+    except (AnalysisError, RecursionError):
+        return None
+    kinds = [s.kind for s in analysis.statements]
+    return kinds if len(kinds) == count else None
+
+
+def _fallback_kind(node: ast.Node) -> str:
+    if isinstance(node, ast.SelectStmt) and _declarable(node) and not node.lockingClause:
+        return READ
+    if type(node).__name__.startswith(("Create", "Alter", "Drop")):
+        return DDL
+    return WRITE
 
 
 def _run_steps(
     pg: psycopg.Connection,
     steps: list[_Step],
-    outcomes: list[StatementOutcome],
     result: ExecutionResult,
     conn: Connection,
-    out_path: Path,
+    job: Job,
+    watchdog: _Watchdog,
+    started: float,
 ) -> None:
-    last_with_rows: int | None = None
-    for number, (step, outcome) in enumerate(zip(steps, outcomes, strict=True), start=1):
+    last_rows: tuple[int, _Rows] | None = None
+    with_rows = 0
+    for number, (step, outcome) in enumerate(zip(steps, result.statements, strict=True), 1):
         try:
-            rows = _run_statement(pg, step, outcome, conn, out_path)
-        except (psycopg.Error, _StatementTimeLimit) as exc:
+            with watchdog.limit(*_time_left(conn, started)):
+                rows = _run_statement(pg, step, outcome, conn, job, result)
+        except (psycopg.Error, _TimedOut) as exc:
             outcome.status = "failed"
             outcome.detail = _error_message(exc, conn)
             raise
@@ -128,25 +211,97 @@ def _run_steps(
             outcome.rows = rows.count
             # A later row-returning statement replaces the file: a script's result is its
             # last read, earlier ones report their row counts.
-            _attach_rows(result, rows, out_path, conn.max_rows)
-            last_with_rows = number
-    if last_with_rows is not None and sum(o.rows is not None for o in outcomes) > 1:
+            result.columns = rows.columns
+            result.preview_rows = rows.preview
+            last_rows = (number, rows)
+            with_rows += 1
+    if last_rows is None:
+        return
+    number, rows = last_rows
+    if with_rows > 1:
         result.notes.append(
-            f"the result holds the rows of statement {last_with_rows}; "
+            f"the result holds the rows of statement {number}; "
             "earlier statements report their row counts only"
+        )
+    if rows.cells_cut:
+        result.notes.append(
+            f"cells longer than {rows.cells_cut:,} characters were cut in the file "
+            f"(they end with {CUT_MARK})"
         )
 
 
-def _attach_rows(result: ExecutionResult, rows: _Rows, out_path: Path, max_rows: int) -> None:
-    result.columns = rows.columns
-    result.preview_rows = rows.preview
-    result.row_count = rows.count
-    result.truncated = rows.truncated
-    result.file_path = out_path
-    result.file_format = "csv"
-    result.notes = [n for n in result.notes if not n.startswith("stopped at the row cap")]
-    if rows.truncated:
-        result.notes.append(f"stopped at the row cap of {max_rows:,} rows")
+def _time_left(conn: Connection, started: float) -> tuple[float, str]:
+    """How long the next statement may run before the watchdog cancels it, and what to say."""
+    total_left = started + conn.total_timeout_s - time.monotonic()
+    statement = conn.statement_timeout_s + CANCEL_GRACE_S
+    if total_left < statement:
+        return total_left, (
+            f"timed out: the request ran past its total time limit of "
+            f"{conn.total_timeout_s} s and was cancelled"
+        )
+    return statement, (
+        f"timed out: the statement ran past its time limit of "
+        f"{conn.statement_timeout_s} s and was cancelled"
+    )
+
+
+class _Watchdog:
+    """Cancels the running query from another thread once the current limit passes.
+
+    A cancel that raced with the statement's end is still a time-out: the cancel request may
+    land on whatever runs next, so the request stops either way.
+    """
+
+    def __init__(self, pg: psycopg.Connection) -> None:
+        self._pg = pg
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._fired = False
+
+    def limit(self, seconds: float, message: str) -> _Limit:
+        return _Limit(self, seconds, message)
+
+    def arm(self, seconds: float) -> None:
+        timer = threading.Timer(seconds, self._fire)
+        timer.daemon = True
+        with self._lock:
+            self._timer, self._fired = timer, False
+        timer.start()
+
+    def disarm(self) -> bool:
+        """Stop the timer; True when it had fired. Waits for a cancel being sent."""
+        with self._lock:
+            timer, self._timer = self._timer, None
+            fired = self._fired
+        if timer is not None:
+            timer.cancel()
+        return fired
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._timer is None:
+                return
+            self._fired = True
+            try:
+                self._pg.cancel_safe(timeout=10)
+            except psycopg.Error:
+                # The connection is gone: the statement cannot outlive it.
+                return
+
+
+class _Limit:
+    def __init__(self, watchdog: _Watchdog, seconds: float, message: str) -> None:
+        self.watchdog, self.seconds, self.message = watchdog, seconds, message
+
+    def __enter__(self) -> None:
+        if self.seconds <= 0:
+            raise _TimedOut(self.message)
+        self.watchdog.arm(self.seconds)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        fired = self.watchdog.disarm()
+        if fired and (exc is None or isinstance(exc, psycopg.Error)):
+            raise _TimedOut(self.message) from None
 
 
 # --- connection and transaction -----------------------------------------------------------
@@ -161,6 +316,12 @@ def _raw_text_adapters() -> AdaptersMap:
         if info.array_oid:
             adapters.register_loader(info.array_oid, TextLoader)
     return adapters
+
+
+@cache
+def _bounded_type_oids() -> frozenset[int]:
+    found = (psycopg.postgres.types.get(name) for name in _BOUNDED_TYPES)
+    return frozenset(info.oid for info in found if info is not None)
 
 
 def _sslmode(conn: Connection) -> dict[str, str]:
@@ -212,6 +373,10 @@ def _start_transaction(pg: psycopg.Connection, conn: Connection, read_only: bool
         "SET LOCAL DateStyle = ISO",
         "SET LOCAL bytea_output = hex",
     ]
+    if pg.info.server_version >= 170000:
+        settings.append(f"SET LOCAL transaction_timeout = {int(conn.total_timeout_s) * 1000}")
+    # The transaction's first query: from here on READ ONLY cannot be switched back.
+    settings.append("SELECT 1")
     pg.execute("; ".join(settings))
 
 
@@ -227,11 +392,25 @@ def _rollback_quietly(pg: psycopg.Connection) -> None:
 
 
 def _declarable(node: ast.Node) -> bool:
-    """A SELECT that a server-side cursor (DECLARE ... CURSOR FOR) accepts."""
+    """A SELECT that a subquery (and DECLARE ... CURSOR FOR) accepts."""
     if not isinstance(node, ast.SelectStmt) or node.intoClause is not None:
         return False
     ctes = node.withClause.ctes if node.withClause else ()
     return all(isinstance(c.ctequery, ast.SelectStmt) for c in ctes or ())
+
+
+_DML = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
+
+
+def _returns_rows(node: ast.Node) -> bool:
+    """Statements streamed row by row (the rest return nothing, or a single row)."""
+    if isinstance(node, ast.FetchStmt):
+        return not node.ismove
+    if isinstance(node, _DML):
+        return bool(getattr(node, "returningClause", None) or getattr(node, "returningList", None))
+    if isinstance(node, ast.SelectStmt):
+        return node.intoClause is None
+    return isinstance(node, (ast.ExplainStmt, ast.VariableShowStmt, ast.ExecuteStmt))
 
 
 def _run_statement(
@@ -239,89 +418,271 @@ def _run_statement(
     step: _Step,
     outcome: StatementOutcome,
     conn: Connection,
-    out_path: Path,
+    job: Job,
+    result: ExecutionResult,
 ) -> _Rows | None:
-    if step.info.kind == READ and _declarable(step.node):
-        # A plain SELECT streams fastest as CSV formatted by the server.
-        return _copy_select(pg, step.info.text, out_path, conn.max_rows)
-    deadline = time.monotonic() + conn.statement_timeout_s
-    if _declarable(step.node):
-        # SELECT ... FOR UPDATE/SHARE: a server-side cursor keeps the client's memory flat.
-        with pg.cursor(name=CURSOR_NAME) as server_cursor:
-            server_cursor.execute(step.info.text)
-            return _write_rows(server_cursor, out_path, conn.max_rows, deadline)
-    with pg.cursor() as cursor:
-        cursor.execute(step.info.text)
-        rows = None
-        if cursor.description is not None:
-            rows = _write_rows(cursor, out_path, conn.max_rows, deadline)
-        is_dml = isinstance(
-            step.node, (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
-        )
-        if cursor.rowcount >= 0 and (is_dml or rows is None):
-            outcome.affected = cursor.rowcount
+    node = step.node
+    if _declarable(node):
+        return _with_writer(job, result, lambda w: _copy_select(pg, step.text, w, conn.max_rows))
+    if isinstance(node, ast.DeclareCursorStmt) and _declarable(node.query):
+        pg.execute(_capped_declare(pg, step.text, node))
+        return None
+    if _returns_rows(node):
+        text = _capped_fetch(node, conn.max_rows) or step.text
+        rows = _with_writer(job, result, lambda w: _stream_rows(pg, text, w, conn.max_rows))
+        if rows is not None and isinstance(node, _DML):
+            outcome.affected = rows.seen  # RETURNING returns every row the statement changed
         return rows
+    with pg.cursor() as cursor:
+        cursor.execute(step.text)
+        if cursor.rowcount >= 0 and (isinstance(node, _DML) or cursor.description is None):
+            outcome.affected = cursor.rowcount
+        if cursor.description is None:
+            return None
+        # A CALL's output parameters: a single row.
+        return _with_writer(job, result, lambda w: _write_fetched(cursor, w, conn.max_rows))
 
 
-def _write_rows(
-    cursor: psycopg.Cursor[Any], out_path: Path, max_rows: int, deadline: float
-) -> _Rows:
-    """Stream a statement's rows to the CSV file in batches, up to the row cap."""
-    rows = _Rows(columns=[column.name for column in cursor.description or ()])
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    with out_path.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(rows.columns)
-        while batch := cursor.fetchmany(BATCH_ROWS):
-            room = max_rows - rows.count
-            if len(batch) > room:
-                batch = batch[:room]
-                rows.truncated = True
-            writer.writerows(batch)
-            if len(rows.preview) < PREVIEW_MAX_ROWS:
-                rows.preview.extend(list(r) for r in batch[: PREVIEW_MAX_ROWS - len(rows.preview)])
-            rows.count += len(batch)
-            if rows.truncated:
-                break
-            # Each FETCH is its own statement for the server's timeout; bound the whole read.
-            if time.monotonic() > deadline:
-                raise _StatementTimeLimit("canceling statement due to statement timeout")
+def _with_writer(job: Job, result: ExecutionResult, write: Any) -> _Rows | None:
+    """Run `write` into a new result file; the file replaces the result's when rows came."""
+    writer = ResultWriter(job.out_dir / f"{job.request_uuid}.csv", "csv", job.limits)
+    try:
+        rows = write(writer)
+    except BaseException:
+        writer.discard()
+        raise
+    if rows is None:
+        writer.discard()
+        return None
+    replace_result_file(result, writer.commit(), rows.count)
     return rows
 
 
-def _copy_select(pg: psycopg.Connection, text: str, out_path: Path, max_rows: int) -> _Rows:
+def _row_cap_reason(max_rows: int) -> str:
+    return f"stopped at the row cap of {max_rows:,} rows"
+
+
+class _CsvLines:
+    """Formats rows of text (None for NULL) as CSV lines, one bytes object per row.
+
+    The csv module holds a row as four bytes a character, twice (its record and StringIO's
+    buffer): for a row of long cells that is several times the row, so those are formatted
+    here instead, with PostgreSQL's own quoting rules.
+    """
+
+    LONG_ROW_CHARS = 64 * 1024
+
+    def __init__(self) -> None:
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="\n")
+
+    def line(self, row: Any) -> bytes:
+        if sum(len(cell) for cell in row if cell) > self.LONG_ROW_CHARS:
+            return (",".join(_csv_field(cell) for cell in row) + "\n").encode()
+        buffer = self._buffer
+        buffer.seek(0)
+        buffer.truncate()
+        self._writer.writerow(row)
+        return buffer.getvalue().encode()
+
+
+def _csv_field(cell: str | None) -> str:
+    if cell is None:
+        return ""
+    if cell == "" or any(ch in cell for ch in ',"\r\n'):
+        return '"' + cell.replace('"', '""') + '"'
+    return cell
+
+
+def _stream_rows(
+    pg: psycopg.Connection, text: str, writer: ResultWriter, max_rows: int
+) -> _Rows | None:
+    """Single-row mode: one row in memory at a time, whatever the statement."""
+    lines = _CsvLines()
+    rows: _Rows | None = None
+    writing = True
+    with pg.cursor() as cursor:
+        try:
+            for row in cursor.stream(text):
+                if rows is None:
+                    rows = _Rows(columns=[c.name for c in cursor.description or ()])
+                    writing = writer.write(lines.line(rows.columns))
+                rows.seen += 1
+                if not writing:
+                    continue  # past a cap: the rest is read and dropped, the statement completes
+                if rows.count == max_rows:
+                    writer.stop(_row_cap_reason(max_rows))
+                    writing = False
+                    continue
+                line = lines.line(row)
+                if not writer.write(line):
+                    writing = False
+                    continue
+                rows.count += 1
+                if len(rows.preview) < PREVIEW_MAX_ROWS:
+                    rows.preview.append([short_cell(cell) for cell in row])
+                if len(line) > CELL_FLOOR_CHARS:
+                    rows.cells_cut = max(rows.cells_cut, _cut_length(row))
+        except psycopg.ProgrammingError as exc:
+            if exc.sqlstate is not None:
+                raise
+            # psycopg's word for a statement that returned no rows at all (an EXECUTE of a
+            # prepared write): it completed.
+            return None
+    return rows
+
+
+def _cut_length(row: Any) -> int:
+    """The length long cells were cut to on the server (a DECLAREd cursor's), or 0."""
+    cut = [len(c) - len(CUT_MARK) for c in row if isinstance(c, str) and c.endswith(CUT_MARK)]
+    return max(cut, default=0)
+
+
+def _write_fetched(cursor: psycopg.Cursor[Any], writer: ResultWriter, max_rows: int) -> _Rows:
+    lines = _CsvLines()
+    rows = _Rows(columns=[column.name for column in cursor.description or ()])
+    writer.write(lines.line(rows.columns))
+    for row in cursor:
+        rows.seen += 1
+        if rows.count == max_rows:
+            writer.stop(_row_cap_reason(max_rows))
+            break
+        if not writer.write(lines.line(row)):
+            break
+        rows.count += 1
+        if len(rows.preview) < PREVIEW_MAX_ROWS:
+            rows.preview.append([short_cell(cell) for cell in row])
+    return rows
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _capped_select(pg: psycopg.Connection, text: str) -> tuple[list[str], int, str]:
+    """The SELECT with long cells cut on the server: (column names, cut length or 0, SQL).
+
+    The columns are learned with LIMIT 0, which plans the query and runs none of it. Cells of
+    types whose text is always short are left alone; the others are cut to the row's budget
+    shared by its columns, and end with a mark so that the cut is visible. The inner query
+    sits behind OFFSET 0 so that it is evaluated once per row, not once per mention.
+    """
+    with pg.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM (\n{text}\n) AS dbquery_result LIMIT 0")
+        description = list(cursor.description or ())
+    columns = [column.name for column in description]
+    bounded = _bounded_type_oids()
+    if not description or all(column.type_code in bounded for column in description):
+        return columns, 0, f"SELECT * FROM (\n{text}\n) AS dbquery_result"
+    cut = max(CELL_FLOOR_CHARS, ROW_BUDGET_CHARS // len(description))
+    mark = CUT_MARK.replace("'", "''")
+    aliases = [f"c{i}" for i in range(1, len(description) + 1)]
+    exprs = []
+    for alias, column in zip(aliases, description, strict=True):
+        if column.type_code in bounded:
+            exprs.append(f"{alias} AS {_quote_ident(column.name)}")
+        else:
+            exprs.append(
+                f"CASE WHEN length({alias}::text) > {cut} "
+                f"THEN left({alias}::text, {cut}) || '{mark}' ELSE {alias}::text END "
+                f"AS {_quote_ident(column.name)}"
+            )
+    query = (
+        f"SELECT {', '.join(exprs)} FROM (SELECT * FROM (\n{text}\n) AS dbquery_inner OFFSET 0)"
+        f" AS dbquery_result({', '.join(aliases)})"
+    )
+    return columns, cut, query
+
+
+def _capped_declare(pg: psycopg.Connection, text: str, node: ast.DeclareCursorStmt) -> str:
+    """DECLARE ... CURSOR FOR <the query with long cells cut>, so a FETCH streams bounded rows.
+
+    A cursor FOR UPDATE keeps its own query: wrapped, it would no longer be updatable
+    through WHERE CURRENT OF.
+    """
+    if node.query.lockingClause:
+        return text
+    tokens = list(parser.scan(text))
+    # DECLARE name ... CURSOR [WITH[OUT] HOLD] FOR query: the name may itself be a keyword.
+    start = next(
+        (t.end + 1 for t in tokens[2:] if t.name == "FOR" and t.kind == "RESERVED_KEYWORD"),
+        None,
+    )
+    if start is None:
+        return text
+    _, _, query = _capped_select(pg, text[start:])
+    return f"{text[:start]}\n{query}"
+
+
+def _capped_fetch(node: ast.Node, max_rows: int) -> str | None:
+    """FETCH ALL (or any count past the row cap) as a FETCH of one row past the cap.
+
+    Rows past the cap are read and dropped; a cursor over millions of rows would make that
+    outlast the time limit and fail a read that only had to be cut. The cursor then stands
+    where the capped FETCH left it, which only a later statement on it could tell.
+    """
+    if not isinstance(node, ast.FetchStmt) or node.ismove:
+        return None
+    if node.direction not in (FetchDirection.FETCH_FORWARD, FetchDirection.FETCH_BACKWARD):
+        return None
+    if node.howMany <= max_rows + 1:
+        return None
+    direction = "FORWARD" if node.direction == FetchDirection.FETCH_FORWARD else "BACKWARD"
+    return f"FETCH {direction} {max_rows + 1} FROM {_quote_ident(node.portalname)}"
+
+
+def _copy_select(pg: psycopg.Connection, text: str, writer: ResultWriter, max_rows: int) -> _Rows:
     """Export a SELECT with COPY ... TO STDOUT, writing each CSV line as it arrives.
 
     LIMIT max_rows + 1 lets the server stop at the cap while still telling whether it cut.
     The newlines keep a trailing line comment in the statement from swallowing the ")".
     """
-    query = (
-        f"COPY (SELECT * FROM (\n{text}\n) AS dbquery_result LIMIT {max_rows + 1}) "
-        "TO STDOUT WITH (FORMAT csv, HEADER)"
-    )
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    columns, cut, select = _capped_select(pg, text)
+    query = f"COPY ({select} LIMIT {max_rows + 1}) TO STDOUT WITH (FORMAT csv, HEADER)"
+    rows = _Rows(columns=columns)
+    cut_mark = CUT_MARK.encode()
     pgconn = pg.pgconn
-    with pg.cursor() as cursor, cursor.copy(query) as copy, out_path.open("wb") as out:
+    with pg.cursor() as cursor, cursor.copy(query) as copy:
         # PostgreSQL sends exactly one CSV line (the header, then one per row) per message.
-        header = copy.read()
-        out.write(header)
-        rows = _Rows(columns=[c or "" for c in _parse_csv_line(bytes(header).decode())])
+        writing = writer.write(bytes(copy.read()))
         # Copy.read() costs about a microsecond of wait machinery per row, as much as the
-        # rest of the export; libpq's blocking PQgetCopyData keeps the loop near psql's speed.
-        read_line, write = pgconn.get_copy_data, out.write
-        count = 0
+        # rest of the export; libpq's blocking PQgetCopyData keeps the loop near psql's speed
+        # (it lets go of the GIL, so the watchdog can still cancel). For the same reason
+        # lines go straight to the file while they fit the writer's allowance.
+        read_line = pgconn.get_copy_data
+        fast_write, allowance = writer.lane()
+        count = seen = fast_bytes = 0
         while True:
             size, line = read_line(0)
             if size < 0:
                 break
+            seen += 1
+            if not writing:
+                continue  # past a cap: the rest is read and dropped
+            if seen > max_rows:
+                writer.stop(_row_cap_reason(max_rows))
+                writing = False
+                continue
+            if size <= allowance:
+                fast_write(line)
+                allowance -= size
+                fast_bytes += size
+            else:
+                writer.advance(fast_bytes)
+                fast_bytes = 0
+                if not writer.write(line):
+                    writing = False
+                    continue
+                fast_write, allowance = writer.lane()
             count += 1
-            if count <= max_rows:
-                write(line)
-                if count <= PREVIEW_MAX_ROWS:
-                    rows.preview.append(_parse_csv_line(bytes(line).decode()))
+            if count <= PREVIEW_MAX_ROWS:
+                cells = _parse_csv_line(bytes(line).decode())
+                rows.preview.append([short_cell(cell) for cell in cells])
+            if cut and size > cut and cut_mark in bytes(line):
+                rows.cells_cut = cut
+        writer.advance(fast_bytes)
         _finish_copy_out(pgconn)
-    rows.count = min(count, max_rows)
-    rows.truncated = count > max_rows
+    rows.count, rows.seen = count, seen
     return rows
 
 

@@ -6,6 +6,7 @@ imported from bot.views.limits, so a wrong constant there fails here.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import replace
@@ -32,7 +33,13 @@ from bot.views.home import home_view
 from bot.views.limits import code_block, slack_time, truncate
 from bot.views.reject import reject_modal
 from bot.views.request_card import request_card
-from bot.views.results import needs_file, outcome_message, render_table
+from bot.views.results import (
+    needs_file,
+    outcome_message,
+    outcome_summary,
+    render_table,
+    result_file_name,
+)
 from bot.views.submit import (
     checking_modal,
     refusal_text,
@@ -1057,3 +1064,42 @@ def test_every_builder_handles_unicode_and_emoji_names():
         assert_within_slack_limits(payload)
         assert "Prod 🐘 База / 商店" in texts(payload)
     assert "José 🙂" in texts(approval_message(request, AnalysisStub())["blocks"])
+
+
+def test_a_compressed_result_gives_its_uncompressed_size_and_row_count():
+    summary = {
+        "columns": ["id"],
+        "preview": [[i] for i in range(20)],
+        "row_count": 1_000_000,
+        "file_format": "csv",
+        "compressed": True,
+        "content_bytes": 96 * 1024 * 1024,
+        "file_bytes": 14 * 1024 * 1024,
+    }
+    request = decided(make_request(), "completed", execution_result=json.dumps(summary))
+    message = outcome_message(request, file_attached=True)
+    assert_within_slack_limits(message)
+    assert (
+        "Full result (1,000,000 rows, 96 MB uncompressed) attached as gzip-compressed CSV (14 MB)"
+        in texts(message["blocks"])
+    )
+    assert result_file_name(request, [".csv", ".gz"]).endswith(".csv.gz")
+
+
+def test_a_result_cut_at_the_upload_limit_says_why():
+    summary = {
+        "columns": ["id"],
+        "preview": [[i] for i in range(20)],
+        "row_count": 7_654_321,
+        "truncated": True,
+        "truncation": "cut at Slack's upload limit of 1 GB for one file",
+        "file_format": "csv",
+    }
+    request = decided(make_request(), "completed", execution_result=json.dumps(summary))
+    message = outcome_message(request, file_attached=True)
+    assert_within_slack_limits(message)
+    assert (
+        "Cut at Slack's upload limit of 1 GB for one file; the result holds the first"
+        " 7,654,321 rows." in texts(message["blocks"])
+    )
+    assert "upload limit of 1 GB" in outcome_summary(request)

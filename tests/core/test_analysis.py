@@ -56,8 +56,6 @@ def pg(content: str, submission_type: str = "query") -> Analysis:
         ("LISTEN orders_changed", "read"),
         ("LOCK TABLE orders IN SHARE MODE", "write"),
         ("ANALYZE orders", "write"),
-        ("SET search_path = sales, public", "read"),
-        ("SET LOCAL work_mem = '64MB'", "read"),
         ("CREATE TABLE t (id int)", "ddl"),
         ("CREATE TABLE t AS SELECT 1", "ddl"),
         ("CREATE INDEX orders_total ON orders (total)", "ddl"),
@@ -96,6 +94,87 @@ def test_statement_kind(sql: str, kind: str) -> None:
 )
 def test_request_kind_is_the_strongest_statement_kind(script: str, kind: str) -> None:
     assert pg(script, "script").kind == kind
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind", "reasons"),
+    [
+        ("SELECT * FROM orders", "read", ()),
+        ("EXPLAIN DELETE FROM orders", "read", ()),
+        ("EXPLAIN ANALYZE SELECT count(*) FROM orders", "read", ()),
+        ("LISTEN orders_changed", "read", ()),
+        ("INSERT INTO orders VALUES (1)", "write", ("inserts into orders",)),
+        ("UPDATE orders SET a = 1 WHERE id = 1", "write", ("updates orders",)),
+        (
+            "EXPLAIN (ANALYZE off, ANALYZE on) DELETE FROM orders WHERE id = 1",
+            "write",
+            ("EXPLAIN ANALYZE runs the statement", "deletes from orders"),
+        ),
+        (
+            "SELECT * FROM orders FOR NO KEY UPDATE",
+            "write",
+            ("SELECT ... FOR NO KEY UPDATE takes row locks",),
+        ),
+        ("SELECT * INTO archive FROM orders", "write", ("SELECT INTO creates table archive",)),
+        (
+            "SELECT nextval('s'), my_fn()",
+            "write",
+            (
+                "calls nextval(), which advances a sequence",
+                "calls my_fn(), which is not known to be free of side effects",
+            ),
+        ),
+        (
+            "SELECT pg_terminate_backend(1), setval('s', 1)",
+            "admin",
+            (
+                "calls pg_terminate_backend(), which ends another session",
+                "calls setval(), which sets a sequence",
+            ),
+        ),
+        ("CREATE TABLE t (id int)", "ddl", ("CREATE TABLE changes the schema",)),
+        ("DROP TABLE t", "ddl", ("DROP TABLE changes the schema",)),
+        ("GRANT SELECT ON orders TO analyst", "ddl", ("GRANT changes privileges",)),
+        ("TRUNCATE orders", "ddl", ("TRUNCATE empties tables",)),
+        ("ANALYZE orders", "write", ("ANALYZE updates the planner's statistics",)),
+        ("LOCK TABLE orders", "write", ("LOCK takes table locks",)),
+        (
+            "SET CONSTRAINTS ALL DEFERRED",
+            "write",
+            ("SET CONSTRAINTS changes when constraints are checked",),
+        ),
+        ("DO $$ BEGIN END $$", "write", ("DO runs procedural code that dbquery cannot inspect",)),
+        ("LOAD 'auto_explain'", "admin", ("LOAD loads a library into the server",)),
+        ("CHECKPOINT", "admin", ("CHECKPOINT forces a server checkpoint",)),
+        ("CREATE ROLE intruder LOGIN", "admin", ("CREATE ROLE changes who may connect",)),
+        (
+            "CREATE TABLE t (a int DEFAULT pg_cancel_backend(1)::int)",
+            "admin",
+            (
+                "CREATE TABLE changes the schema",
+                "calls pg_cancel_backend(), which cancels another session's query",
+            ),
+        ),
+    ],
+)
+def test_kind_and_the_reasons_the_approver_sees(
+    sql: str, kind: str, reasons: tuple[str, ...]
+) -> None:
+    analysis = pg(sql)
+    assert (analysis.kind, analysis.reasons) == (kind, reasons)
+
+
+def test_built_ins_are_recognised_only_under_their_own_schema() -> None:
+    assert pg("SELECT pg_catalog.lower('A'), lower('B')").kind == "read"
+    assert pg("SELECT public.lower('A')").reasons == (
+        "calls public.lower(), which is not known to be free of side effects",
+    )
+
+
+def test_expressions_nested_too_deeply_are_too_complex_to_check() -> None:
+    with pytest.raises(AnalysisError, match="^too complex to check: expressions nested"):
+        pg("SELECT " + "+".join(["1"] * 500))
+    assert pg("SELECT " + "+".join(["1"] * 150)).kind == "read"
 
 
 # --- tables -------------------------------------------------------------------------------
@@ -224,11 +303,15 @@ def test_script_is_split_into_statements_with_their_lines() -> None:
     )
     analysis = pg(script, "script")
     assert analysis.statements == (
-        StatementInfo("UPDATE orders SET total = 0 WHERE id = 7", "write", ("orders",), 2),
+        StatementInfo(
+            "UPDATE orders SET total = 0 WHERE id = 7", "write", ("orders",), 2, ("updates orders",)
+        ),
         StatementInfo(
             "SELECT ';' AS semicolon,\n       total\n  FROM orders", "read", ("orders",), 5
         ),
-        StatementInfo("DELETE FROM orders WHERE id = 8", "write", ("orders",), 8),
+        StatementInfo(
+            "DELETE FROM orders WHERE id = 8", "write", ("orders",), 8, ("deletes from orders",)
+        ),
     )
 
 
@@ -322,8 +405,14 @@ def test_nothing_to_run(content: str) -> None:
         ("SET LOCAL statement_timeout TO DEFAULT", "SET statement_timeout is not allowed"),
         ("RESET statement_timeout", "RESET statement_timeout is not allowed"),
         ("SET default_transaction_read_only = off", "is not allowed"),
-        ("SELECT set_config('statement_timeout', '0', false)", "set_config('statement_timeout'"),
-        ("SELECT pg_catalog.set_config('role', 'admin', true)", "set_config('role'"),
+        ("SELECT set_config('statement_timeout', '0', false)", "set_config() is not allowed"),
+        ("SELECT pg_catalog.set_config('role', 'admin', true)", "set_config() is not allowed"),
+        ("SELECT set_config('search_path', 'sales', true)", "executor alone owns session"),
+        ("SET search_path = sales", "SET search_path is not allowed"),
+        ("SET LOCAL work_mem = '64MB'", "SET work_mem is not allowed"),
+        ("SET TIME ZONE 'UTC'", "SET TIME ZONE is not allowed"),
+        ("SET TRANSACTION READ WRITE", "SET TRANSACTION is not allowed"),
+        ("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE", "is not allowed"),
     ],
 )
 def test_refused_statements_say_why(sql: str, reason: str) -> None:
@@ -343,9 +432,8 @@ def test_refusal_points_at_the_offending_statement() -> None:
 @pytest.mark.parametrize(
     "sql",
     [
-        "SET search_path = sales",
-        "SET TIME ZONE 'UTC'",
-        "SELECT set_config('search_path', 'sales', true)",
+        "SHOW search_path",
+        "SELECT current_setting('search_path')",
         "NOTIFY orders_changed, 'x'",
         "CLUSTER orders USING orders_pkey",
         "CREATE INDEX i ON t (a)",

@@ -9,6 +9,8 @@ check.
 from __future__ import annotations
 
 import csv
+import gzip
+import hashlib
 import socket
 import threading
 import time
@@ -23,11 +25,17 @@ from psycopg.conninfo import conninfo_to_dict
 
 from core.analysis import AnalysisError, analyse
 from core.executors.base import Connection, Job
-from core.executors.postgres import execute_postgres
-from core.executors.results import AuthenticationFailed, ExecutionError, ExecutionResult
+from core.executors.postgres import CUT_MARK, ROW_BUDGET_CHARS, execute_postgres
+from core.executors.results import (
+    AuthenticationFailed,
+    ExecutionError,
+    ExecutionResult,
+    ResultLimits,
+)
 from tests.conftest import pg_url_for
 
 OBSERVE_DEADLINE_S = 10
+csv.field_size_limit(2**31 - 1)  # the huge-cell tests read cells of tens of MB back
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +81,7 @@ def run(target: Callable[..., Connection], tmp_path: Path) -> Callable[..., Exec
         submission_type: str = "query",
         read_only: bool = False,
         request_uuid: str | None = None,
+        limits: ResultLimits | None = None,
         **connection: Any,
     ) -> ExecutionResult:
         job = Job(
@@ -81,6 +90,7 @@ def run(target: Callable[..., Connection], tmp_path: Path) -> Callable[..., Exec
             content=content,
             out_dir=tmp_path,
             read_only=read_only,
+            limits=limits or ResultLimits(),
         )
         return execute_postgres(target(**connection), job)
 
@@ -89,7 +99,8 @@ def run(target: Callable[..., Connection], tmp_path: Path) -> Callable[..., Exec
 
 def read_csv(path: Path | None) -> list[list[str]]:
     assert path is not None
-    with path.open(newline="", encoding="utf-8") as handle:
+    opener: Any = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", newline="", encoding="utf-8") as handle:
         return list(csv.reader(handle))
 
 
@@ -166,7 +177,7 @@ def test_row_cap_stops_the_stream_and_marks_truncation(run: Callable[..., Any]) 
     assert (result.row_count, result.truncated) == (4, True)
     assert read_csv(result.file_path) == [["id"], ["1"], ["2"], ["3"], ["4"]]
     assert result.statements[0].rows == 4
-    assert any("row cap" in note for note in result.notes)
+    assert result.truncation == "stopped at the row cap of 4 rows"
 
 
 def test_result_exactly_at_the_cap_is_not_truncated(run: Callable[..., Any]) -> None:
@@ -225,6 +236,27 @@ def test_read_only_request_cannot_write(run: Callable[..., Any], target_url: str
         run("DELETE FROM orders WHERE id = 1", read_only=True)
     assert caught.value.message == "cannot execute DELETE in a read-only transaction"
     assert scalar(target_url, "SELECT count(*) FROM orders WHERE id = 1") == 1
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "SET TRANSACTION READ WRITE;\nDELETE FROM orders",
+        "SET transaction_read_only = off;\nDELETE FROM orders",
+        "SELECT set_config('transaction_read_only', 'off', true);\nDELETE FROM orders",
+    ],
+)
+def test_read_only_transaction_cannot_be_switched_back_to_read_write(
+    run: Callable[..., Any], target_url: str, content: str
+) -> None:
+    # As if the analysis had called this a read: the transaction alone has to hold.
+    with pytest.raises(ExecutionError) as caught:
+        run(content, submission_type="script", read_only=True)
+    assert caught.value.message in (
+        "transaction read-write mode must be set before any query",
+        "cannot execute DELETE in a read-only transaction",
+    )
+    assert scalar(target_url, "SELECT count(*) FROM orders") == 10
 
 
 def test_read_only_request_can_read(run: Callable[..., Any]) -> None:
@@ -334,6 +366,179 @@ def test_slow_cursor_read_is_bounded_by_the_statement_timeout(run: Callable[...,
     assert time.monotonic() - started < 15
 
 
+def test_client_deadline_cancels_what_the_session_let_run(run: Callable[..., Any]) -> None:
+    # set_config(..., true) lifts the server's statement_timeout for the rest of the
+    # transaction; the watchdog cancels from outside all the same.
+    started = time.monotonic()
+    with pytest.raises(ExecutionError) as caught:
+        run(
+            "SELECT set_config('statement_timeout', '0', true);\nSELECT pg_sleep(30);",
+            submission_type="script",
+            statement_timeout_s=1,
+        )
+    elapsed = time.monotonic() - started
+    assert caught.value.message == (
+        "timed out: the statement ran past its time limit of 1 s and was cancelled"
+    )
+    assert elapsed < 8
+    assert caught.value.partial is not None
+    assert [s.status for s in caught.value.partial.statements] == ["rolled back", "failed"]
+
+
+def test_total_time_bounds_a_script_of_statements_each_within_its_limit(
+    run: Callable[..., Any],
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(ExecutionError) as caught:
+        run(
+            "SELECT pg_sleep(0.7);\n" * 6,
+            submission_type="script",
+            statement_timeout_s=1,
+            total_timeout_s=2,
+        )
+    assert caught.value.message == (
+        "timed out: the request ran past its total time limit of 2 s and was cancelled"
+    )
+    assert time.monotonic() - started < 6
+    statuses = [s.status for s in caught.value.partial.statements]
+    assert "failed" in statuses and statuses[-1] == "not run"
+
+
+# --- bounded results ----------------------------------------------------------------------
+
+
+def test_huge_cells_are_cut_on_the_server_and_say_so(run: Callable[..., Any]) -> None:
+    # Two columns share the row's budget; the short column is left whole.
+    cut = ROW_BUDGET_CHARS // 2
+    result = run(f"SELECT repeat('x', {cut + 1000}) AS big, 'short' AS small")
+    [header, row] = read_csv(result.file_path)
+    assert header == ["big", "small"]
+    assert row == ["x" * cut + CUT_MARK, "short"]
+    assert result.preview_rows[0][0] == "x" * 199 + "…"
+    assert any(f"longer than {cut:,} characters" in note for note in result.notes)
+
+
+def test_fetch_from_a_declared_cursor_streams_capped_rows(run: Callable[..., Any]) -> None:
+    result = run(
+        "DECLARE big_rows CURSOR FOR SELECT g, repeat('y', g * 10) AS pad"
+        " FROM generate_series(1, 50) g;\nFETCH ALL big_rows;",
+        submission_type="script",
+        max_rows=10,
+    )
+    assert (result.row_count, result.truncated) == (10, True)
+    assert result.columns == ["g", "pad"]
+    rows = read_csv(result.file_path)
+    assert rows[0] == ["g", "pad"] and rows[10] == ["10", "y" * 100] and len(rows) == 11
+    assert [s.rows for s in result.statements] == [None, 10]
+
+
+def test_fetch_all_from_an_endless_cursor_is_cut_at_the_row_cap_in_time(
+    run: Callable[..., Any],
+) -> None:
+    started = time.monotonic()
+    result = run(
+        'DECLARE "Endless" CURSOR FOR SELECT generate_series(1, 1000000000) AS g;\n'
+        'FETCH ALL FROM "Endless";',
+        submission_type="script",
+        max_rows=10,
+        statement_timeout_s=5,
+    )
+    assert (result.row_count, result.truncation) == (10, "stopped at the row cap of 10 rows")
+    assert read_csv(result.file_path)[1:] == [[str(g)] for g in range(1, 11)]
+    assert time.monotonic() - started < 5
+
+
+def test_fetch_keeps_huge_cells_cut(run: Callable[..., Any]) -> None:
+    cut = ROW_BUDGET_CHARS // 2
+    result = run(
+        f"DECLARE c CURSOR FOR SELECT g, repeat('z', {cut} + g) AS pad"
+        " FROM generate_series(1, 2) g;\nFETCH ALL c;",
+        submission_type="script",
+    )
+    rows = read_csv(result.file_path)
+    assert [r[1] == "z" * cut + CUT_MARK for r in rows[1:]] == [True, True]
+
+
+def test_returning_explain_and_show_stream_their_rows(
+    run: Callable[..., Any], target_url: str
+) -> None:
+    result = run("UPDATE orders SET note = note WHERE id <= 4 RETURNING id", max_rows=3)
+    assert (result.statements[0].affected, result.row_count, result.truncated) == (4, 3, True)
+    explained = run("EXPLAIN SELECT * FROM orders")
+    assert explained.columns == ["QUERY PLAN"] and "orders" in explained.preview_rows[0][0]
+    assert run("SHOW bytea_output").preview_rows == [["hex"]]
+
+
+def test_result_size_cap_keeps_whole_rows_and_says_why(run: Callable[..., Any]) -> None:
+    result = run(
+        "SELECT g, md5(g::text) FROM generate_series(1, 100000) g",
+        limits=ResultLimits(max_result_bytes=10_000),
+    )
+    assert result.truncated
+    assert result.truncation == "stopped at the result size cap of 10,000 bytes"
+    assert result.file_path is not None
+    assert result.file_bytes == result.content_bytes <= 10_000
+    rows = read_csv(result.file_path)
+    assert len(rows) == result.row_count + 1
+    assert rows[-1] == [str(result.row_count), _md5(result.row_count)]
+
+
+def test_rows_streamed_from_a_cursor_stop_at_the_size_cap_too(run: Callable[..., Any]) -> None:
+    result = run(
+        "DECLARE c CURSOR FOR SELECT g, md5(g::text) FROM generate_series(1, 100000) g;\n"
+        "FETCH ALL c;",
+        submission_type="script",
+        limits=ResultLimits(max_result_bytes=5_000, compress_over_bytes=1_000),
+    )
+    assert result.truncation == "stopped at the result size cap of 5,000 bytes"
+    assert result.compressed and result.content_bytes <= 5_000
+    rows = read_csv(result.file_path)
+    assert len(rows) == result.row_count + 1 and rows[-1][0] == str(result.row_count)
+    # The statement itself ran to its end: every row was read, the file kept what fits.
+    assert result.statements[1].rows == result.row_count
+
+
+def _md5(n: int) -> str:
+    return hashlib.md5(str(n).encode()).hexdigest()
+
+
+def test_large_result_is_compressed_while_streaming(run: Callable[..., Any]) -> None:
+    result = run(
+        "SELECT g, md5(g::text) FROM generate_series(1, 50000) g",
+        limits=ResultLimits(compress_over_bytes=100_000),
+    )
+    assert result.compressed and not result.truncated
+    assert result.file_path is not None and result.file_path.name.endswith(".csv.gz")
+    assert result.file_bytes == result.file_path.stat().st_size
+    with gzip.open(result.file_path, "rb") as handle:
+        content = handle.read()
+    assert len(content) == result.content_bytes
+    assert result.file_bytes < result.content_bytes / 1.5
+    rows = read_csv(result.file_path)
+    assert len(rows) == 50001 and rows[50000] == ["50000", _md5(50000)]
+    assert result.summary()["compressed"] is True
+
+
+def test_result_over_the_upload_limit_is_cut_there(run: Callable[..., Any]) -> None:
+    result = run(
+        "SELECT g, md5(g::text) FROM generate_series(1, 100000) g",
+        limits=ResultLimits(upload_limit_bytes=50_000, compress_over_bytes=10**9),
+    )
+    assert result.truncation == "cut at Slack's upload limit of 50,000 bytes for one file"
+    assert result.file_bytes <= 50_000
+    assert len(read_csv(result.file_path)) == result.row_count + 1
+
+
+def test_a_later_read_replaces_a_compressed_file(run: Callable[..., Any], tmp_path: Path) -> None:
+    result = run(
+        "SELECT g FROM generate_series(1, 100000) g;\nSELECT 1 AS one;",
+        submission_type="script",
+        limits=ResultLimits(compress_over_bytes=1_000),
+    )
+    assert not result.compressed and read_csv(result.file_path) == [["one"], ["1"]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [result.file_path.name]
+
+
 # --- refused before reaching the database -------------------------------------------------
 
 
@@ -361,14 +566,19 @@ def test_refused_statements_never_run(
 
 
 @pytest.fixture
-def advisory_lock(target_url: str) -> Iterator[tuple[psycopg.Connection, int]]:
-    key = uuid.uuid4().int % 2**31
-    with psycopg.connect(target_url, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(%s)", (key,))
+def locked_table(target_url: str) -> Iterator[tuple[psycopg.Connection, str]]:
+    """A table someone else holds an exclusive lock on, until the test rolls them back."""
+    table = f"locked_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(target_url, autocommit=True) as admin:
+        admin.execute(f"CREATE TABLE {table} (id int)")
+    with psycopg.connect(target_url) as holder:
+        holder.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
         try:
-            yield holder, key
+            yield holder, table
         finally:
-            holder.execute("SELECT pg_advisory_unlock_all()")
+            holder.rollback()
+    with psycopg.connect(target_url, autocommit=True) as admin:
+        admin.execute(f"DROP TABLE {table}")
 
 
 def application_blocked_on(url: str, fragment: str) -> str:
@@ -389,9 +599,9 @@ def application_blocked_on(url: str, fragment: str) -> str:
 
 
 def test_application_name_names_the_request_while_it_runs(
-    run: Callable[..., Any], target_url: str, advisory_lock: tuple[psycopg.Connection, int]
+    run: Callable[..., Any], target_url: str, locked_table: tuple[psycopg.Connection, str]
 ) -> None:
-    holder, key = advisory_lock
+    holder, table = locked_table
     # Longer than PostgreSQL keeps: the name is cut to 63 bytes.
     request_uuid = f"{uuid.uuid4()}-{'x' * 40}"
     expected = f"dbquery/{request_uuid}"[:63]
@@ -400,7 +610,7 @@ def test_application_name_names_the_request_while_it_runs(
     def execute() -> None:
         try:
             outcome["result"] = run(
-                f"SELECT pg_advisory_xact_lock({key}) IS NULL AS waited",
+                f"SELECT count(*) > 0 AS waited FROM {table}",
                 request_uuid=request_uuid,
             )
         except ExecutionError as exc:
@@ -409,9 +619,9 @@ def test_application_name_names_the_request_while_it_runs(
     worker = threading.Thread(target=execute)
     worker.start()
     try:
-        name = application_blocked_on(target_url, f"pg_advisory_xact_lock({key})")
+        name = application_blocked_on(target_url, f"FROM {table}")
     finally:
-        holder.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        holder.rollback()
         worker.join(timeout=OBSERVE_DEADLINE_S)
     assert name == expected
     assert "error" not in outcome
