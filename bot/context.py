@@ -58,6 +58,14 @@ class Notifications(Protocol):
 
     def request_decided(self, request: RequestRecord) -> None: ...
 
+    def approved_by_policy(self, request: RequestRecord) -> None: ...
+
+    def step_approved(self, request: RequestRecord, second_approvers: list[UserRecord]) -> None: ...
+
+    def request_reassessed(
+        self, request: RequestRecord, new_approvers: list[UserRecord]
+    ) -> None: ...
+
 
 @dataclass(frozen=True)
 class Services:

@@ -26,7 +26,12 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.context import analysis_of
 from bot.file_upload import stream_file
-from bot.views.approval import approval_message, decided_message, reminder_text
+from bot.views.approval import (
+    approval_message,
+    decided_message,
+    plain_decider,
+    reminder_text,
+)
 from bot.views.request_card import request_card
 from bot.views.results import needs_file, outcome_message, result_file_name
 from core.errors import DbqueryError
@@ -105,19 +110,61 @@ class SlackNotifier:
     # --- Notifier ------------------------------------------------------------------------------
 
     def request_submitted(self, request: RequestRecord, approvers: list[UserRecord]) -> None:
-        self._attempt("post the request card", self.post_card, request)
-        analysis = analysis_of(request)
-        for approver in approvers:
-            self._attempt("send an approval DM", self.post_approval, request, analysis, approver)
-        self._audit(request, "submitted")
+        with self._request_lock(request.id):
+            current = self._current(request) or request
+            if self.refs.card(current.id) is None:
+                self._attempt("post the request card", self.post_card, current)
+            if current.status != Status.PENDING:
+                return  # approved by policy meanwhile: nobody is asked, its audit line is out
+            analysis = analysis_of(current)
+            for approver in approvers:
+                self._attempt(
+                    "send an approval DM", self.post_approval, current, analysis, approver
+                )
+        self._audit(current, "submitted")
 
     def request_decided(self, request: RequestRecord) -> None:
         self._refresh_messages(request, approvals=True)
-        who = request.approver.name if request.approver else "someone"
+        who = plain_decider(request)
         if request.status == Status.REJECTED:
-            self._audit(request, f"rejected by {who}")
+            self._audit(request, f"rejected {who}")
         else:
-            self._audit(request, f"approved by {who}")
+            self._audit(request, f"approved {who}")
+
+    def approved_by_policy(self, request: RequestRecord) -> None:
+        """A policy approved it (at submit, or when its estimate arrived): card, DMs, audit."""
+        with self._request_lock(request.id):
+            if self.refs.card(request.id) is None:
+                self._attempt("post the request card", self.post_card, request)
+        self.request_decided(request)
+
+    def step_approved(self, request: RequestRecord, second_approvers: list[UserRecord]) -> None:
+        self.request_reassessed(request, list(second_approvers))
+        policy = self.requests.policy_state(request)
+        first = next((s for s in (policy.steps if policy else ()) if s.approver_id), None)
+        who = f" by {first.approver_email}" if first else ""
+        self._audit(request, f"step 1 of 2 approved{who}")
+
+    def request_reassessed(self, request: RequestRecord, new_approvers: list[UserRecord]) -> None:
+        """The estimate arrived, or step 1 of 2 was approved: show it, ask step 2's people."""
+        with self._request_lock(request.id):
+            current = self._current(request)
+            if current is None:
+                return
+            if current.status != Status.PENDING:
+                self._show_state(current, approvals=True)
+                return
+            analysis = analysis_of(current)
+            message = approval_message(current, analysis, self.requests.policy_state(current))
+            asked = set()
+            for ref in self.refs.approvals(current.id):
+                asked.add(ref.slack_user_id)
+                self._attempt("update an approval DM", self._update, ref, message)
+            for person in new_approvers:
+                if person.slack_user_id and person.slack_user_id in asked:
+                    continue
+                self._attempt("send an approval DM", self.post_approval, current, analysis, person)
+            self._show_state(current, approvals=False)
 
     def execution_started(self, request: RequestRecord) -> None:
         self._refresh_messages(request)
@@ -154,7 +201,8 @@ class SlackNotifier:
         if slack_id is None:
             return None
         posted = self.client.chat_postMessage(
-            channel=self._dm_channel(slack_id), **request_card(request)
+            channel=self._dm_channel(slack_id),
+            **request_card(request, self.requests.policy_state(request)),
         )
         ref = MessageRef(posted["channel"], posted["ts"], slack_id)
         self.refs.save(request.id, Purpose.CARD, ref.channel_id, ref.ts, slack_id)
@@ -167,9 +215,8 @@ class SlackNotifier:
         if slack_id is None:
             log.warning("approver %s is not on Slack; no approval DM", approver.email)
             return None
-        posted = self.client.chat_postMessage(
-            channel=self._dm_channel(slack_id), **approval_message(request, analysis)
-        )
+        message = approval_message(request, analysis, self.requests.policy_state(request))
+        posted = self.client.chat_postMessage(channel=self._dm_channel(slack_id), **message)
         ref = MessageRef(posted["channel"], posted["ts"], slack_id)
         self.refs.save(request.id, Purpose.APPROVAL, ref.channel_id, ref.ts, slack_id)
         return ref
@@ -254,20 +301,31 @@ class SlackNotifier:
         the state shown is read afresh, so whichever update runs last shows the latest state.
         """
         with self._request_lock(request.id):
-            try:
-                current = self.requests.get(request.uuid)
-            except DbqueryError as exc:
-                log.warning(
-                    "request %s: cannot read it to update its messages: %s", request.uuid, exc
-                )
-                return
-            if approvals:
-                message = decided_message(current, analysis_of(current))
-                for ref in self.refs.approvals(current.id):
-                    self._attempt("update an approval DM", self._update, ref, message)
-            card = card or self.refs.card(current.id)
-            if card is not None:
-                self._attempt("update the request card", self._update, card, request_card(current))
+            current = self._current(request)
+            if current is not None:
+                self._show_state(current, approvals=approvals, card=card)
+
+    def _current(self, request: RequestRecord) -> RequestRecord | None:
+        try:
+            return self.requests.get(request.uuid)
+        except DbqueryError as exc:
+            log.warning("request %s: cannot read it to update its messages: %s", request.uuid, exc)
+            return None
+
+    def _show_state(
+        self, current: RequestRecord, *, approvals: bool, card: MessageRef | None = None
+    ) -> None:
+        """Render the card (and the approval DMs) from `current`; call under the request's lock."""
+        policy = self.requests.policy_state(current)
+        if approvals:
+            message = decided_message(current, analysis_of(current), policy)
+            for ref in self.refs.approvals(current.id):
+                self._attempt("update an approval DM", self._update, ref, message)
+        card = card or self.refs.card(current.id)
+        if card is not None:
+            self._attempt(
+                "update the request card", self._update, card, request_card(current, policy)
+            )
 
     @contextmanager
     def _request_lock(self, request_id: int) -> Iterator[None]:

@@ -36,6 +36,7 @@ from bot.app import background_executor, create_bolt_app, follow_up_executor
 from bot.context import Services
 from bot.metrics import CONTENT_TYPE, Metrics, SlackErrorCounter
 from bot.notifier import SlackNotifier
+from bot.policy_events import subscribe_policy_events
 from core.jobs import Worker
 from core.settings import Settings
 from core.wiring import Core, build_core
@@ -92,6 +93,7 @@ def build_runtime(settings: Settings, core: Core | None = None) -> Runtime:
         background=background_executor(),
         follow_ups=follow_up_executor(),
     )
+    subscribe_policy_events(services)
     secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     )

@@ -363,7 +363,8 @@ class RequestService:
             kind = "admin"  # unreadable now: held like the most serious kind; execution fails it
         try:
             return self.policies.approve_step(session, request, decider, kind)
-        except InvalidTransition:
+        except (InvalidTransition, NotAllowed):
+            # Lost a race (or clicked twice): once the request moved on, say who decided.
             session.expire_all()
             current = self._load(session, request.uuid)
             if current.status != Status.PENDING:

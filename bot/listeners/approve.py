@@ -22,6 +22,7 @@ from bot.listeners.home import publish_home
 from bot.views.approval import APPROVE_ACTION, REJECT_ACTION
 from bot.views.reject import REASON_BLOCK, REJECT_CALLBACK, reject_modal
 from core.errors import DbqueryError
+from core.lifecycle import Status
 from core.records import RequestRecord, UserRecord
 
 log = logging.getLogger("dbquery.bot.approve")
@@ -73,6 +74,9 @@ def register(app: App, services: Services) -> None:
     def announce_approval(
         request: RequestRecord, user: UserRecord, body: dict[str, Any], client: WebClient
     ) -> None:
+        if request.status == Status.PENDING:
+            # Step 1 of 2: core's STEP_APPROVED event updates the DMs and asks for step 2.
+            return
         services.worker.wake()
         services.notifier.request_decided(request)
         if clicked_in_home(body):
