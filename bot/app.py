@@ -10,7 +10,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.context import Services, make_portal_user_middleware
-from bot.listeners import approve, commands, home, submit
+from bot.listeners import approve, commands, home, rerun, submit
 from bot.listeners.submit import ScriptFetcher
 
 # Listeners only acknowledge and hand the rest to the follow-up pool, so Bolt's pool stays free
@@ -61,6 +61,7 @@ def create_bolt_app(
     commands.register(app, services)
     submit.register(app, services, scripts)
     approve.register(app, services)
+    rerun.register(app, services)
     home.register(app, services)
 
     @app.error

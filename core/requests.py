@@ -246,7 +246,10 @@ class RequestService:
     def _rerun_source_id(self, rerun_of: str | None, requester_id: uuid_mod.UUID) -> int | None:
         if not rerun_of:
             return None
-        return self.rerun_source(rerun_of, requester_id).id
+        try:
+            return self.rerun_source(rerun_of, requester_id).id
+        except (NotFound, NotAllowed) as exc:
+            raise InvalidSubmission("target", exc.message) from None
 
     def rerun_source(self, request_uuid: uuid_mod.UUID | str, person_id: uuid_mod.UUID):
         """The request to run again, when this person may see it (they submit it as theirs)."""

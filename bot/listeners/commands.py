@@ -15,6 +15,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.context import Services, analyses_for, portal_user
+from bot.listeners.rerun import open_rerun_modal
 from bot.views.commands import help_text, pending_message, request_list_message, status_message
 from bot.views.submit import submit_modal
 from core.errors import DbqueryError
@@ -72,6 +73,15 @@ def register(app: App, services: Services) -> None:
         user: UserRecord, command: dict[str, Any], client: WebClient, respond: Respond
     ) -> None:
         subcommand, argument = parse_subcommand(command.get("text"))
+        if subcommand == "rerun":
+            problem = (
+                open_rerun_modal(services, client, user, argument, command["trigger_id"])
+                if argument
+                else "Usage: `/dbquery rerun <request id or its first 8 characters>`"
+            )
+            if problem:
+                respond(text=problem, response_type="ephemeral")
+            return
         if subcommand in ("", "new", "submit"):
             try:
                 open_submit_modal(client, command["trigger_id"])

@@ -22,6 +22,7 @@ import logging
 import urllib.request
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -32,6 +33,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.context import Services, portal_user, remember_analysis, reply_privately
 from bot.views.limits import PLAIN_TEXT_INPUT_MAX, truncate
+from bot.views.policy import RUN_AFTER_BLOCK
 from bot.views.submit import (
     COMMENTS_BLOCK,
     QUERY_BLOCK,
@@ -55,7 +57,7 @@ SCRIPT_EXTENSIONS = (".sql", ".js", ".txt")
 ACK_BUDGET_S = 2.0
 DOWNLOAD_TIMEOUT_S = 30
 ERROR_TEXT_LIMIT = 1_000
-BLOCKS = (TARGET_BLOCK, TYPE_BLOCK, QUERY_BLOCK, SCRIPT_BLOCK, COMMENTS_BLOCK)
+BLOCKS = (TARGET_BLOCK, TYPE_BLOCK, QUERY_BLOCK, SCRIPT_BLOCK, COMMENTS_BLOCK, RUN_AFTER_BLOCK)
 
 log = logging.getLogger("dbquery.bot.submit")
 
@@ -86,6 +88,19 @@ class SubmitForm(BaseModel):
     query: str | None = None
     files: list[AttachedFile] = []
     comments: str | None = None
+    run_after_picked: Any = None  # Slack's epoch seconds, checked by check_slack_limits()
+    rerun_of: str | None = None  # the request this one runs again (the modal's metadata)
+
+    @property
+    def run_after(self) -> datetime | None:
+        if self.run_after_picked is None:
+            return None
+        if isinstance(self.run_after_picked, bool) or not isinstance(self.run_after_picked, int):
+            raise InvalidSubmission(RUN_AFTER_BLOCK, "pick a date and a time")
+        try:
+            return datetime.fromtimestamp(self.run_after_picked, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise InvalidSubmission(RUN_AFTER_BLOCK, "pick a date and a time") from None
 
     @classmethod
     def from_view(cls, view: dict[str, Any]) -> SubmitForm:
@@ -99,12 +114,15 @@ class SubmitForm(BaseModel):
             option = element(block).get("selected_option") or {}
             return option.get("value")
 
+        metadata = view.get("private_metadata")
         return cls(
             target=selected(TARGET_BLOCK),
             submission_type=selected(TYPE_BLOCK) or "",
             query=element(QUERY_BLOCK).get("value"),
             files=element(SCRIPT_BLOCK).get("files") or [],
             comments=element(COMMENTS_BLOCK).get("value"),
+            run_after_picked=element(RUN_AFTER_BLOCK).get("selected_date_time"),
+            rerun_of=metadata if isinstance(metadata, str) and metadata else None,
         )
 
     @property
@@ -118,6 +136,7 @@ class SubmitForm(BaseModel):
 
     def check_slack_limits(self) -> None:
         """What Slack's own data shows at once (core checks the rest)."""
+        _ = self.run_after
         if self.is_script:
             if not self.files:
                 raise InvalidSubmission(SCRIPT_BLOCK, "attach a script file (.sql, .js or .txt)")
@@ -189,12 +208,16 @@ def build_submission(form: SubmitForm, scripts: ScriptFetcher) -> Submission:
             script_filename=file.name,
             script_content=scripts.read(file),
             comments=form.comments,
+            run_after=form.run_after,
+            rerun_of=form.rerun_of,
         )
     return Submission(
         target=form.target or "",
         submission_type=form.submission_type,
         query=form.query,
         comments=form.comments,
+        run_after=form.run_after,
+        rerun_of=form.rerun_of,
     )
 
 

@@ -39,6 +39,8 @@ def help_text() -> str:
             "`/dbquery status &lt;id&gt;` — one request, by its id or first 8 characters"
             " (yours, or one you may decide)",
             "`/dbquery pending` — requests waiting for your decision (managers and admins)",
+            "`/dbquery rerun &lt;id&gt;` — the form filled from that request, to submit it again"
+            " as a new request",
             "`/dbquery help` — this help",
             "Results arrive as a reply under your request card in your DM with dbquery.",
         ]

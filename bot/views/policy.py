@@ -3,7 +3,7 @@ steps, the schedule, a policy's own approval, the "Run after" input and "Run aga
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from bot.views.limits import (
@@ -134,29 +134,11 @@ def run_after_input(initial: datetime | None = None) -> dict[str, Any]:
     }
 
 
-def run_after_from_state(values: dict[str, Any]) -> datetime | None:
-    """The picked "Run after" from a view's state values; None when left empty.
-
-    Raises ValueError for a value that is not a time (the modal shows it on the field).
-    """
-    picked = (values.get(RUN_AFTER_BLOCK) or {}).get(RUN_AFTER_ACTION) or {}
-    stamp = picked.get("selected_date_time")
-    if stamp is None:
-        return None
-    if isinstance(stamp, bool) or not isinstance(stamp, int):
-        raise ValueError("pick a date and a time")
-    try:
-        return datetime.fromtimestamp(stamp, UTC)
-    except (OverflowError, OSError, ValueError):
-        raise ValueError("pick a date and a time") from None
-
-
 __all__ = [
     "RERUN_ACTION",
     "RUN_AFTER_BLOCK",
     "policy_blocks",
     "risk_text",
-    "run_after_from_state",
     "run_after_input",
     "run_again_button",
 ]
