@@ -376,3 +376,20 @@ def test_run_again_opens_the_filled_form_and_links_the_new_request(bot):
     # Someone who may not see the request cannot run it again.
     outsider = click(bot, "U0OLGA", RERUN, original)
     assert "can't run request" in private_answer(bot, outsider)
+
+
+def test_a_mongodb_dm_opens_with_its_risk_and_estimate_too(bot):
+    request = submit(bot, "db.clicks.find({page: '/p/1'})", target="mongo-events/events")
+
+    ref = dm_of(bot, request, "U0MO")
+    risk = wait_until(
+        lambda: (
+            (b := latest(bot, ref.channel_id, ref.ts)["blocks"][1])
+            and "*Risk: " in b["text"]["text"]
+            and b
+        ),
+        what="the risk line",
+    )
+    assert risk["block_id"] == "risk"
+    # nx-27017 answers find's explain with a collection scan: the whole collection at most.
+    assert "up to 3,000 documents returned" in risk["text"]["text"]
