@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test bench lint install install-dev clean
+.PHONY: run test bench fuzz lint install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ bench: install-dev
 	$(BIN)/python benchmarks/export_mongo.py
 	$(BIN)/python benchmarks/ack.py
 	$(BIN)/python benchmarks/deliver.py
+
+# The long run of the /slack/events fuzz test (the suite runs 1,500 examples).
+FUZZ_EXAMPLES ?= 20000
+fuzz: install-dev
+	DBQUERY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -s -p no:cacheprovider tests/bot/test_fuzz_events.py
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -105,7 +105,7 @@ def serve_bare(port: int, api_url: str) -> None:
     bolt.command("/dbquery")(lambda ack: ack())
     bolt.action("approve_request")(lambda ack: ack())
     api = FastAPI()
-    mount_slack_events(api, bolt)
+    mount_slack_events(api, bolt, SECRET)
     uvicorn.run(api, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 

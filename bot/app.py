@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 from urllib.parse import urlparse
 
-from slack_bolt import App
+from slack_bolt import App, BoltResponse
+from slack_bolt.error import BoltUnhandledRequestError
 from slack_sdk import WebClient
 
 from bot.context import Services, make_portal_user_middleware
@@ -52,6 +54,7 @@ def create_bolt_app(
         process_before_response=False,
         listener_executor=ThreadPoolExecutor(listener_threads, thread_name_prefix="dbquery-slack"),
         logger=_BOLT_LOG,
+        raise_error_for_unhandled_request=True,
     )
     app.use(make_portal_user_middleware(app, services))
     scripts = ScriptFetcher(
@@ -65,10 +68,21 @@ def create_bolt_app(
     home.register(app, services)
 
     @app.error
-    def log_listener_error(error: Exception) -> None:
+    def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse | None:
+        if isinstance(error, BoltUnhandledRequestError):
+            # A payload nobody listens for (a button or modal of an older version of the app):
+            # acknowledged, so Slack neither shows an error nor delivers it again.
+            log.info("no listener for a %s payload; acknowledged", _kind_of(body))
+            return BoltResponse(status=200, body="")
         log.error("a Slack listener failed: %s", type(error).__name__, exc_info=error)
+        return None
 
     return app
+
+
+def _kind_of(body: dict[str, Any]) -> str:
+    kind = body.get("type") or ("slash command" if body.get("command") else "unknown")
+    return str(kind)[:40]
 
 
 def background_executor() -> ThreadPoolExecutor:

@@ -22,10 +22,12 @@ from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.intake import Envelope, bolt_request
 from bot.views.commands import not_registered_message
 from core.analysis import Analysis, AnalysisError
 from core.analysis_sandbox import analyse_isolated
 from core.errors import NotRegistered
+from core.jobs import PORTAL_UNAVAILABLE
 from core.records import RequestRecord, UserRecord
 from core.wiring import Core
 
@@ -38,6 +40,11 @@ ADMINS_NAMED = 3
 NOT_REGISTERED = (
     "You are not registered in dbquery. Ask a dbquery admin to add you "
     "(`dbquery users add --email <your Slack email> ...`)."
+)
+
+PORTAL_DOWN = (
+    "dbquery can't reach its database just now, so nothing was stored. "
+    "Try again in a minute or two."
 )
 
 log = logging.getLogger("dbquery.bot")
@@ -95,6 +102,8 @@ def portal_user(context: BoltContext) -> UserRecord:
 def _logged(what: str, work: Callable[..., object], *args: Any) -> None:
     try:
         work(*args)
+    except PORTAL_UNAVAILABLE as exc:
+        log.warning("%s: the portal database did not answer (%s)", what, type(exc).__name__)
     except Exception:  # the person was answered already; nothing else can report this
         log.exception("%s failed after Slack was answered", what)
 
@@ -250,8 +259,10 @@ def slack_email_lookup(client: WebClient) -> Callable[[str], str | None]:
 
 def first_input_block(view: dict[str, Any]) -> str | None:
     for block in view.get("blocks") or []:
-        if block.get("type") == "input" and block.get("block_id"):
-            return block["block_id"]
+        if isinstance(block, dict) and block.get("type") == "input":
+            block_id = block.get("block_id")
+            if isinstance(block_id, str) and block_id:
+                return block_id
     return None
 
 
@@ -281,13 +292,23 @@ def make_portal_user_middleware(
                 return refuse(body, ack, client, respond, slack_user_id, whom_to_ask(exc.message))
             except _EmailLookupNeeded:
                 return resolve_after_ack(req, body, ack, client, respond, slack_user_id)
+            except PORTAL_UNAVAILABLE as exc:
+                log.warning(
+                    "cannot look up %s: the portal database did not answer (%s)",
+                    slack_user_id,
+                    type(exc).__name__,
+                )
+                return refuse(body, ack, client, respond, slack_user_id, PORTAL_DOWN)
             recent.remember(slack_user_id, user)
         context[PORTAL_USER] = user
         return next()
 
     def whom_to_ask(text: str) -> str:
         """The refusal, naming the admins who can add or reactivate the person."""
-        admins = services.core.requests.admins()
+        try:
+            admins = services.core.requests.admins()
+        except PORTAL_UNAVAILABLE:
+            return text
         if not admins:
             return text
         names = ", ".join(f"{admin.name} ({admin.email})" for admin in admins[:ADMINS_NAMED])
@@ -295,7 +316,7 @@ def make_portal_user_middleware(
         return f"{text} dbquery admins: {names}{more}."
 
     def refuse(body, ack, client, respond, slack_user_id: str, text: str) -> BoltResponse:
-        """Answer 'not registered' in the way this kind of payload allows, and stop."""
+        """Answer `text` (not registered, database down) as this kind of payload allows; stop."""
         kind = body.get("type")
         if kind == "view_submission":
             block = first_input_block(body.get("view") or {})
@@ -337,19 +358,31 @@ def make_portal_user_middleware(
             message = {"text": "Slack did not tell dbquery who you are just now; try again."}
             reply_privately(client, respond, slack_user_id, message)
             return
-        again = BoltRequest(
-            body=req.body if req.mode == "socket_mode" else req.raw_body,
-            query=req.query,
-            headers=req.headers,
-            context={RESOLVED_LATE: True},
-            mode=req.mode,
-        )
+        except PORTAL_UNAVAILABLE as exc:
+            log.warning(
+                "cannot look up %s: the portal database did not answer (%s)",
+                slack_user_id,
+                type(exc).__name__,
+            )
+            if req.body.get("type") != "event_callback":
+                reply_privately(client, respond, slack_user_id, not_registered_message(PORTAL_DOWN))
+            return
+        if req.mode == "socket_mode":
+            again = BoltRequest(
+                body=req.body, headers=req.headers, context={RESOLVED_LATE: True}, mode=req.mode
+            )
+        else:
+            again = bolt_request(
+                Envelope(req.body, req.raw_body), req.headers, {RESOLVED_LATE: True}
+            )
         app.dispatch(again)
 
     return resolve_portal_user
 
 
 __all__ = [
+    "PORTAL_DOWN",
+    "PORTAL_UNAVAILABLE",
     "PORTAL_USER",
     "RecentUsers",
     "Dispatcher",

@@ -61,12 +61,21 @@ class Metrics:
             ["method", "error"],
             registry=self.registry,
         )
+        self.slack_requests_refused = Counter(
+            "dbquery_slack_requests_refused",
+            "Requests to /slack/events refused before Bolt saw them (401 unsigned, 400 malformed)",
+            ["status"],
+            registry=self.registry,
+        )
 
     def execution_finished(self, request: RequestRecord, seconds: float) -> None:
         self.execution_seconds.labels(request.database_type, request.status).observe(seconds)
 
     def slack_error(self, method: str, error: str) -> None:
         self.slack_api_errors.labels(method, error).inc()
+
+    def slack_request_refused(self, status: int) -> None:
+        self.slack_requests_refused.labels(str(status)).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -16,11 +16,9 @@ from dataclasses import dataclass
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from slack_bolt import App
-from slack_bolt.adapter.fastapi import SlackRequestHandler
-from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from slack_bolt.adapter.starlette.handler import to_starlette_response
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
@@ -34,9 +32,11 @@ from starlette.concurrency import run_in_threadpool
 
 from bot.app import background_executor, create_bolt_app, follow_up_executor
 from bot.context import Services
+from bot.intake import MAX_BODY_BYTES, Answer, admit, bolt_request
 from bot.metrics import CONTENT_TYPE, Metrics, SlackErrorCounter
 from bot.notifier import SlackNotifier
 from bot.policy_events import subscribe_policy_events
+from bot.socket_mode import SocketModeReceiver
 from core.jobs import Worker
 from core.settings import Settings
 from core.wiring import Core, build_core
@@ -145,7 +145,8 @@ def create_http_app(
     )
 
     if bolt_app is not None:
-        mount_slack_events(api, bolt_app)
+        secret = core.settings.slack_signing_secret
+        mount_slack_events(api, bolt_app, secret.get_secret_value() if secret else "", metrics)
 
     @api.get("/healthz")
     def healthz() -> Response:
@@ -162,19 +163,43 @@ def create_http_app(
     return api
 
 
-def mount_slack_events(api: FastAPI, bolt_app: App) -> None:
-    """POST /slack/events through Bolt's FastAPI adapter.
+def mount_slack_events(
+    api: FastAPI, bolt_app: App, secret: str, metrics: Metrics | None = None
+) -> None:
+    """POST /slack/events: checked by bot.intake (signature, then shape), then Bolt.
 
-    The adapter's handler runs Bolt's synchronous dispatch on the event loop; a portal query
-    in the middleware would then stall every other request, so dispatch runs in a thread.
+    Bolt's dispatch is synchronous; a portal query in the middleware would stall every other
+    request on the event loop, so dispatch runs in a thread.
     """
-    handler = SlackRequestHandler(bolt_app)
 
     @api.post("/slack/events")
     async def slack_events(request: Request) -> Response:
-        body = await request.body()
-        response = await run_in_threadpool(handler.app.dispatch, to_bolt_request(request, body))
+        raw = await read_bounded(request, MAX_BODY_BYTES)
+        verdict = (
+            admit(secret, request.headers, raw)
+            if raw is not None
+            else Answer(413, "the body is too large")
+        )
+        if isinstance(verdict, Answer):
+            if verdict.status != 200 and metrics is not None:
+                metrics.slack_request_refused(verdict.status)
+                log.debug("refused a Slack request (%d): %s", verdict.status, verdict.text)
+            return PlainTextResponse(verdict.text, status_code=verdict.status)
+        response = await run_in_threadpool(
+            bolt_app.dispatch, bolt_request(verdict, request.headers)
+        )
         return to_starlette_response(response)
+
+
+async def read_bounded(request: Request, limit: int) -> bytes | None:
+    """The body, or None once it passes `limit` bytes (the rest is not read into memory)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def stop_worker(worker: Worker) -> None:
@@ -194,10 +219,8 @@ def run(settings: Settings, host: str, port: int) -> int:
         return 2
     socket_mode = None
     if settings.slack_app_token:
-        socket_mode = SocketModeHandler(
-            runtime.bolt_app,
-            settings.slack_app_token.get_secret_value(),
-            web_client=runtime.client,
+        socket_mode = SocketModeReceiver(
+            runtime.bolt_app, settings.slack_app_token.get_secret_value(), runtime.client
         )
         socket_mode.connect()
         log.info("receiving Slack payloads over Socket Mode")

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from core.errors import InvalidTransition
 from core.notify import Notifier
@@ -22,7 +24,8 @@ log = logging.getLogger("dbquery.worker")
 DISPATCH_EVERY_S = 2
 DELIVERY_LEASE = timedelta(seconds=60)  # also the wait before a failed post is retried
 DELIVERY_MAX_ATTEMPTS = 10
-DISPATCH_JOB = "dispatch"
+# What the portal database raises when it is down or unreachable (not a bug in a query).
+PORTAL_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 
 
 class Worker:
@@ -46,6 +49,11 @@ class Worker:
         self.idle = threading.Condition()
         self.running = 0
         self.scheduler = BackgroundScheduler(timezone=UTC)
+        # Dispatch has a thread of its own rather than an APScheduler job: wake-ups then only
+        # set a flag, however many arrive while a dispatch runs (a job moved to "now" while it
+        # runs is refused as "maximum number of running instances reached", once per click).
+        self._stopping = threading.Event()
+        self._dispatcher: threading.Thread | None = None
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -54,18 +62,14 @@ class Worker:
         now = datetime.now(UTC)
         common = {"max_instances": 1, "coalesce": True}
         self.scheduler.add_job(
-            self.dispatch,
+            _quiet_when_portal_down(self.retry_deliveries),
             "interval",
-            seconds=DISPATCH_EVERY_S,
-            id=DISPATCH_JOB,
-            next_run_time=now,
+            seconds=30,
+            id="deliveries",
             **common,
         )
         self.scheduler.add_job(
-            self.retry_deliveries, "interval", seconds=30, id="deliveries", **common
-        )
-        self.scheduler.add_job(
-            self.send_reminders,
+            _quiet_when_portal_down(self.send_reminders),
             "interval",
             seconds=60,
             id="reminders",
@@ -74,26 +78,58 @@ class Worker:
         if self.requests.leases.shared:
             # Another replica may die mid-execution: its leases free up and this one fails them.
             self.scheduler.add_job(
-                self.recover_interrupted, "interval", seconds=60, id="recovery", **common
+                _quiet_when_portal_down(self.recover_interrupted),
+                "interval",
+                seconds=60,
+                id="recovery",
+                **common,
             )
         self.scheduler.add_job(
-            self.expire_stale, "interval", seconds=60, id="expiry", next_run_time=now, **common
+            _quiet_when_portal_down(self.expire_stale),
+            "interval",
+            seconds=60,
+            id="expiry",
+            next_run_time=now,
+            **common,
         )
         self.scheduler.add_job(
-            self.cleanup_tokens, "interval", hours=1, id="cleanup", next_run_time=now, **common
+            _quiet_when_portal_down(self.cleanup_tokens),
+            "interval",
+            hours=1,
+            id="cleanup",
+            next_run_time=now,
+            **common,
         )
         self.scheduler.start()
+        self._stopping.clear()
+        self._dispatcher = threading.Thread(
+            target=self._dispatch_until_stopped, name="dbquery-dispatch", daemon=True
+        )
+        self._dispatcher.start()
 
     def wake(self) -> None:
-        """Run the dispatcher now (after an approval) instead of at its next tick."""
+        """Run the dispatcher now (after an approval) instead of at its next tick.
+
+        Wake-ups that arrive while it runs coalesce into one more look."""
         self.wanted.set()
-        if self.scheduler.running:
-            self.scheduler.modify_job(DISPATCH_JOB, next_run_time=datetime.now(UTC))
 
     def shutdown(self, wait: bool = True) -> None:
+        self._stopping.set()
+        self.wanted.set()
+        if self._dispatcher is not None:
+            self._dispatcher.join()
+            self._dispatcher = None
         if self.scheduler.running:
             self.scheduler.shutdown(wait=wait)
         self.pool.shutdown(wait=wait)
+
+    def _dispatch_until_stopped(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.dispatch()
+            except Exception:
+                log.exception("dispatching approved requests failed")
+            self.wanted.wait(timeout=DISPATCH_EVERY_S)
 
     def wait_idle(self, timeout: float) -> bool:
         """True once no request is executing (used by graceful shutdown and tests)."""
@@ -112,11 +148,20 @@ class Worker:
     def dispatch(self) -> int:
         """Claim approved requests while threads are free; returns how many were started."""
         started = 0
-        while True:
+        while not self._stopping.is_set():
             self.wanted.clear()
             while self.slots.acquire(blocking=False):
                 try:
                     claimed = self.requests.claim_next_approved()
+                except PORTAL_UNAVAILABLE as exc:
+                    # Every tick while the portal database is down: one line, no traceback.
+                    self.slots.release()
+                    log.warning(
+                        "could not claim approved requests: the portal database did not"
+                        " answer (%s)",
+                        type(exc).__name__,
+                    )
+                    return started
                 except Exception:
                     self.slots.release()
                     log.exception("could not claim approved requests")
@@ -132,6 +177,7 @@ class Worker:
             # look: look once more rather than wait for the next tick.
             if not self.wanted.is_set():
                 return started
+        return started
 
     def _execute(self, request: RequestRecord, lease: Lease) -> None:
         began = datetime.now(UTC)
@@ -232,3 +278,20 @@ class Worker:
             call(*args)
         except Exception:
             log.exception("%s failed", getattr(call, "__name__", "notification"))
+
+
+def _quiet_when_portal_down(job: Callable[[], int]) -> Callable[[], int]:
+    """The job, logging one line instead of a traceback while the portal database is down
+    (the job runs again at its next tick)."""
+
+    def run() -> int:
+        try:
+            return job()
+        except PORTAL_UNAVAILABLE as exc:
+            log.warning(
+                "%s: the portal database did not answer (%s)", job.__name__, type(exc).__name__
+            )
+            return 0
+
+    run.__name__ = job.__name__
+    return run

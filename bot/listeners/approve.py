@@ -17,11 +17,11 @@ from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.context import Services, portal_user, reply_privately
+from bot.context import PORTAL_DOWN, PORTAL_UNAVAILABLE, Services, portal_user, reply_privately
 from bot.listeners.home import publish_home
 from bot.views.approval import APPROVE_ACTION, REJECT_ACTION
 from bot.views.reject import REASON_BLOCK, REJECT_CALLBACK, reject_modal
-from core.errors import DbqueryError
+from core.errors import DbqueryError, InvalidSubmission
 from core.lifecycle import Status
 from core.records import RequestRecord, UserRecord
 
@@ -38,7 +38,7 @@ def register(app: App, services: Services) -> None:
     def on_decision_button(
         action_id: str,
         decide: Callable[[str, uuid.UUID], RequestRecord],
-        then: Callable[[RequestRecord, UserRecord, dict[str, Any], WebClient], None],
+        then: Callable[[RequestRecord, UserRecord, dict[str, Any], WebClient, Respond], None],
     ) -> None:
         """Approve and Reject buttons: acknowledge, then `decide` (a core call that raises what
         the person is told privately) and, when it passes, `then`."""
@@ -67,12 +67,22 @@ def register(app: App, services: Services) -> None:
             except DbqueryError as exc:
                 reply_privately(client, respond, user.slack_user_id or "", {"text": exc.message})
                 return
-            then(request, user, body, client)
+            except PORTAL_UNAVAILABLE as exc:
+                log.warning(
+                    "%s: the portal database did not answer (%s)", action_id, type(exc).__name__
+                )
+                reply_privately(client, respond, user.slack_user_id or "", {"text": PORTAL_DOWN})
+                return
+            then(request, user, body, client, respond)
 
         app.action(action_id)(clicked)
 
     def announce_approval(
-        request: RequestRecord, user: UserRecord, body: dict[str, Any], client: WebClient
+        request: RequestRecord,
+        user: UserRecord,
+        body: dict[str, Any],
+        client: WebClient,
+        respond: Respond,
     ) -> None:
         if request.status == Status.PENDING:
             # Step 1 of 2: core's STEP_APPROVED event updates the DMs and asks for step 2.
@@ -83,12 +93,21 @@ def register(app: App, services: Services) -> None:
             publish_home(client, services, user)
 
     def ask_for_reason(
-        request: RequestRecord, user: UserRecord, body: dict[str, Any], client: WebClient
+        request: RequestRecord,
+        user: UserRecord,
+        body: dict[str, Any],
+        client: WebClient,
+        respond: Respond,
     ) -> None:
+        trigger_id = body.get("trigger_id")
         try:
-            client.views_open(trigger_id=body["trigger_id"], view=reject_modal(request))
+            if not trigger_id:
+                raise SlackApiError("no trigger_id", {"error": "no trigger_id in the click"})
+            client.views_open(trigger_id=trigger_id, view=reject_modal(request))
         except SlackApiError as exc:
             log.warning("views.open for the reject modal failed: %s", exc.response.get("error"))
+            text = "Slack did not open the form for the reason; click Reject again."
+            reply_privately(client, respond, user.slack_user_id or "", {"text": text})
 
     # Approving is the decision itself; rejecting first asks for a reason in a modal, so the
     # button only checks that the person may decide.
@@ -111,6 +130,10 @@ def register(app: App, services: Services) -> None:
         except DbqueryError as exc:  # InvalidSubmission (no reason), NotAllowed, raced
             ack(response_action="errors", errors={REASON_BLOCK: exc.message})
             return
+        except PORTAL_UNAVAILABLE as exc:
+            log.warning("rejecting: the portal database did not answer (%s)", type(exc).__name__)
+            ack(response_action="errors", errors={REASON_BLOCK: PORTAL_DOWN})
+            return
         ack()
         services.after_ack(REJECT_CALLBACK, announce_rejection, request, user, client)
 
@@ -121,8 +144,17 @@ def register(app: App, services: Services) -> None:
 
 
 def reason_of(view: dict[str, Any]) -> str:
-    values = (view.get("state") or {}).get("values") or {}
-    return ((values.get(REASON_BLOCK) or {}).get(REASON_BLOCK) or {}).get("value") or ""
+    """The typed reason; InvalidSubmission when Slack's state is not shaped as the modal's."""
+    state = view.get("state")
+    values = state.get("values") if isinstance(state, dict) else None
+    holder = values.get(REASON_BLOCK) if isinstance(values, dict) else None
+    element = holder.get(REASON_BLOCK) if isinstance(holder, dict) else None
+    reason = element.get("value") if isinstance(element, dict) else None
+    if reason is not None and not isinstance(reason, str):
+        raise InvalidSubmission(REASON_BLOCK, "dbquery could not read this field; type it again")
+    if reason and "\x00" in reason:
+        raise InvalidSubmission(REASON_BLOCK, "the reason holds a NUL character; remove it")
+    return reason or ""
 
 
 __all__ = ["clicked_in_home", "reason_of", "register"]

@@ -1,7 +1,8 @@
-"""`/dbquery` and its subcommands: new (the default), help, list, status, pending.
+"""`/dbquery` and its subcommands: new (the default), help, list, status, pending, rerun.
 
-Every answer goes out after the acknowledgement: the modal with views.open (its trigger_id is
-valid for 3 seconds), text answers through the command's response_url.
+Answers go out after the acknowledgement: the modal with views.open (its trigger_id is valid
+for 3 seconds), text answers through the command's response_url. A command that arrives
+without the one it needs is answered in the acknowledgement itself.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.context import Services, analyses_for, portal_user
+from bot.context import PORTAL_DOWN, PORTAL_UNAVAILABLE, Services, analyses_for, portal_user
+from bot.intake import COMMAND
 from bot.listeners.rerun import open_rerun_modal
 from bot.views.commands import help_text, pending_message, request_list_message, status_message
 from bot.views.submit import submit_modal
@@ -22,7 +24,11 @@ from core.errors import DbqueryError
 from core.lifecycle import why_cannot_view
 from core.records import RequestRecord, UserRecord
 
-COMMAND = "/dbquery"
+NEW_REQUEST = ("", "new", "submit")
+RERUN = "rerun"
+RERUN_USAGE = "Usage: `/dbquery rerun <request id or its first 8 characters>`"
+NO_TRIGGER = "Slack did not send what dbquery needs to open the form; run `/dbquery` again."
+UNREADABLE_TEXT = "dbquery cannot read that command: it holds a NUL character."
 LIST_LIMIT = 10
 PENDING_LIMIT = 20
 
@@ -66,34 +72,63 @@ def register(app: App, services: Services) -> None:
     def dbquery_command(
         ack: Ack, command: dict[str, Any], context: BoltContext, client: WebClient, respond: Respond
     ) -> None:
-        ack()
-        services.after_ack(COMMAND, run_subcommand, portal_user(context), command, client, respond)
-
-    def run_subcommand(
-        user: UserRecord, command: dict[str, Any], client: WebClient, respond: Respond
-    ) -> None:
+        user = portal_user(context)
         subcommand, argument = parse_subcommand(command.get("text"))
-        if subcommand == "rerun":
-            problem = (
-                open_rerun_modal(services, client, user, argument, command["trigger_id"])
-                if argument
-                else "Usage: `/dbquery rerun <request id or its first 8 characters>`"
-            )
-            if problem:
-                respond(text=problem, response_type="ephemeral")
-            return
-        if subcommand in ("", "new", "submit"):
-            try:
-                open_submit_modal(client, command["trigger_id"])
-            except SlackApiError as exc:
-                log.warning("views.open failed: %s", exc.response.get("error"))
-                respond(text="Slack did not open the form; run `/dbquery` again.")
-            return
+        if "\x00" in (command.get("text") or ""):
+            ack(text=UNREADABLE_TEXT, response_type="ephemeral")
+        elif subcommand in NEW_REQUEST:
+            if not command.get("trigger_id"):
+                ack(text=NO_TRIGGER, response_type="ephemeral")
+                return
+            ack()
+            services.after_ack(COMMAND, open_form, command["trigger_id"], client, respond)
+        elif subcommand == RERUN:
+            if not argument:
+                ack(text=RERUN_USAGE, response_type="ephemeral")
+            elif not command.get("trigger_id"):
+                ack(text=NO_TRIGGER, response_type="ephemeral")
+            else:
+                ack()
+                services.after_ack(
+                    COMMAND, rerun_form, user, argument, command["trigger_id"], client, respond
+                )
+        elif not command.get("response_url"):
+            # Nowhere to answer later: the answer goes in the acknowledgement itself.
+            ack(**text_answer(user, subcommand, argument), response_type="ephemeral")
+        else:
+            ack()
+            services.after_ack(COMMAND, answer_later, user, subcommand, argument, respond)
+
+    def open_form(trigger_id: str, client: WebClient, respond: Respond) -> None:
         try:
-            message = answer(user, subcommand, argument)
+            open_submit_modal(client, trigger_id)
+        except SlackApiError as exc:
+            log.warning("views.open failed: %s", exc.response.get("error"))
+            if respond.response_url:
+                respond(text="Slack did not open the form; run `/dbquery` again.")
+
+    def rerun_form(
+        user: UserRecord, argument: str, trigger_id: str, client: WebClient, respond: Respond
+    ) -> None:
+        problem = open_rerun_modal(services, client, user, argument, trigger_id)
+        if problem and respond.response_url:
+            respond(text=problem, response_type="ephemeral")
+
+    def text_answer(user: UserRecord, subcommand: str, argument: str) -> dict[str, Any]:
+        try:
+            return answer(user, subcommand, argument)
         except DbqueryError as exc:
-            message = {"text": exc.message}
-        respond(**message, response_type="ephemeral")
+            return {"text": exc.message}
+        except PORTAL_UNAVAILABLE as exc:
+            log.warning(
+                "/dbquery %s: the portal database did not answer (%s)",
+                subcommand,
+                type(exc).__name__,
+            )
+            return {"text": PORTAL_DOWN}
+
+    def answer_later(user: UserRecord, subcommand: str, argument: str, respond: Respond) -> None:
+        respond(**text_answer(user, subcommand, argument), response_type="ephemeral")
 
 
 __all__ = ["COMMAND", "parse_subcommand", "register", "status_of"]

@@ -26,12 +26,19 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.context import Services, portal_user, remember_analysis, reply_privately
+from bot.context import (
+    PORTAL_DOWN,
+    PORTAL_UNAVAILABLE,
+    Services,
+    portal_user,
+    remember_analysis,
+    reply_privately,
+)
 from bot.views.limits import PLAIN_TEXT_INPUT_MAX, truncate
 from bot.views.policy import RUN_AFTER_BLOCK
 from bot.views.submit import (
@@ -58,6 +65,8 @@ ACK_BUDGET_S = 2.0
 DOWNLOAD_TIMEOUT_S = 30
 ERROR_TEXT_LIMIT = 1_000
 BLOCKS = (TARGET_BLOCK, TYPE_BLOCK, QUERY_BLOCK, SCRIPT_BLOCK, COMMENTS_BLOCK, RUN_AFTER_BLOCK)
+UNREADABLE_FIELD = "dbquery could not read this field as Slack sent it; fill it in again"
+NUL_IN_FIELD = "this holds a NUL character, which dbquery cannot store; remove it"
 
 log = logging.getLogger("dbquery.bot.submit")
 
@@ -104,24 +113,55 @@ class SubmitForm(BaseModel):
 
     @classmethod
     def from_view(cls, view: dict[str, Any]) -> SubmitForm:
-        values = (view.get("state") or {}).get("values") or {}
+        """The form as typed; InvalidSubmission on a field whose state Slack sent in a shape
+        the modal never produces (a string for an object, a number for text, a NUL byte)."""
+        state = view.get("state")
+        values = state.get("values") if isinstance(state, dict) else None
+        values = values if isinstance(values, dict) else {}
 
         def element(block: str) -> dict[str, Any]:
             # Each input's action_id equals its block_id.
-            return (values.get(block) or {}).get(block) or {}
+            holder = values.get(block)
+            found = holder.get(block) if isinstance(holder, dict) else holder
+            if found is None:
+                return {}
+            if not isinstance(found, dict):
+                raise InvalidSubmission(block, UNREADABLE_FIELD)
+            return found
+
+        def text(block: str, value: Any) -> str | None:
+            if value is None:
+                return None
+            if not isinstance(value, str):
+                raise InvalidSubmission(block, UNREADABLE_FIELD)
+            if "\x00" in value:
+                raise InvalidSubmission(block, NUL_IN_FIELD)
+            return value
 
         def selected(block: str) -> str | None:
-            option = element(block).get("selected_option") or {}
-            return option.get("value")
+            option = element(block).get("selected_option")
+            if option is not None and not isinstance(option, dict):
+                raise InvalidSubmission(block, UNREADABLE_FIELD)
+            return text(block, (option or {}).get("value"))
 
+        files = element(SCRIPT_BLOCK).get("files") or []
+        if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
+            raise InvalidSubmission(SCRIPT_BLOCK, UNREADABLE_FIELD)
+        try:
+            attached = [AttachedFile.model_validate(file) for file in files]
+        except ValidationError:
+            raise InvalidSubmission(SCRIPT_BLOCK, UNREADABLE_FIELD) from None
+        if any("\x00" in file.name or "\x00" in file.id for file in attached):
+            raise InvalidSubmission(SCRIPT_BLOCK, NUL_IN_FIELD)
         metadata = view.get("private_metadata")
         return cls(
             target=selected(TARGET_BLOCK),
             submission_type=selected(TYPE_BLOCK) or "",
-            query=element(QUERY_BLOCK).get("value"),
-            files=element(SCRIPT_BLOCK).get("files") or [],
-            comments=element(COMMENTS_BLOCK).get("value"),
+            query=text(QUERY_BLOCK, element(QUERY_BLOCK).get("value")),
+            files=attached,
+            comments=text(COMMENTS_BLOCK, element(COMMENTS_BLOCK).get("value")),
             run_after_picked=element(RUN_AFTER_BLOCK).get("selected_date_time"),
+            # Only a request id is ever put there; anything else is left for core to refuse.
             rerun_of=metadata if isinstance(metadata, str) and metadata else None,
         )
 
@@ -254,8 +294,8 @@ def register(app: App, services: Services, scripts: ScriptFetcher) -> None:
         ack: Ack, view: dict[str, Any], context: BoltContext, client: WebClient
     ) -> None:
         user = portal_user(context)
-        form = SubmitForm.from_view(view)
         try:
+            form = SubmitForm.from_view(view)
             form.check_slack_limits()
         except InvalidSubmission as exc:
             ack(response_action="errors", errors=field_errors(exc.field, exc.message))
@@ -275,6 +315,12 @@ def register(app: App, services: Services, scripts: ScriptFetcher) -> None:
         except (InvalidSubmission, NotAllowed, NotRegistered) as exc:
             ack(response_action="errors", errors=field_errors(problem_block(exc), exc.message))
             return
+        except PORTAL_UNAVAILABLE as exc:
+            log.warning(
+                "storing a submission: the portal database did not answer (%s)", type(exc).__name__
+            )
+            ack(response_action="errors", errors=field_errors(TARGET_BLOCK, PORTAL_DOWN))
+            return
         ack()
         services.after_ack(SUBMIT_CALLBACK, announce, request)
 
@@ -285,6 +331,12 @@ def register(app: App, services: Services, scripts: ScriptFetcher) -> None:
             request = done.result()
         except DbqueryError as exc:
             show_outcome(client, view_id, user, refused_modal(exc.message), exc.message)
+            return
+        except PORTAL_UNAVAILABLE as exc:
+            log.warning(
+                "storing a submission: the portal database did not answer (%s)", type(exc).__name__
+            )
+            show_outcome(client, view_id, user, refused_modal(PORTAL_DOWN), PORTAL_DOWN)
             return
         except Exception:
             log.exception("checking or storing a submission failed")
