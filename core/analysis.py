@@ -99,12 +99,21 @@ class AnalysisError(DbqueryError):
         return f"{self.message} ({where})"
 
 
-def analyse(database_type: str, content: str, submission_type: str = "query") -> Analysis:
-    """Parse and classify `content`; raise AnalysisError when it cannot or must not run."""
+def analyse(
+    database_type: str,
+    content: str,
+    submission_type: str = "query",
+    *,
+    allow_server_js: bool = False,
+) -> Analysis:
+    """Parse and classify `content`; raise AnalysisError when it cannot or must not run.
+
+    `allow_server_js` is the MongoDB instance's opt-in to server-side JavaScript.
+    """
     if database_type == "postgresql":
         statements, warnings = _analyse_postgres(content)
     elif database_type == "mongodb":
-        statements, warnings = _analyse_mongo(content)
+        statements, warnings = _analyse_mongo(content, allow_server_js)
     else:
         raise ValueError(f"unsupported database type {database_type!r}")
     if submission_type == "query" and len(statements) > 1:
@@ -786,8 +795,10 @@ def _alter_table_warnings(node: ast.AlterTableStmt) -> list[str]:
 # --- MongoDB ------------------------------------------------------------------------------
 
 
-def _analyse_mongo(content: str) -> tuple[list[StatementInfo], list[str]]:
+def _analyse_mongo(
+    content: str, allow_server_js: bool = False
+) -> tuple[list[StatementInfo], list[str]]:
     # Imported here so PostgreSQL-only deployments never load the MongoDB parser.
     from core.mongo_analysis import analyse_mongo
 
-    return analyse_mongo(content)
+    return analyse_mongo(content, allow_server_js)

@@ -82,8 +82,7 @@ def _serve_requests(conn: Connection, memory_limit: int) -> None:
     try:
         conn.send(("ready",))
         while True:
-            database_type, content, submission_type = conn.recv()
-            answer, retire = _answer(database_type, content, submission_type)
+            answer, retire = _answer(*conn.recv())
             conn.send(answer)
             if retire:  # after running out of memory or stack, start from a clean process
                 return
@@ -91,9 +90,12 @@ def _serve_requests(conn: Connection, memory_limit: int) -> None:
         return
 
 
-def _answer(database_type: str, content: str, submission_type: str) -> tuple[Any, bool]:
+def _answer(
+    database_type: str, content: str, submission_type: str, allow_server_js: bool
+) -> tuple[Any, bool]:
     try:
-        return ("analysis", analyse(database_type, content, submission_type)), False
+        analysis = analyse(database_type, content, submission_type, allow_server_js=allow_server_js)
+        return ("analysis", analysis), False
     except AnalysisError as exc:
         return ("refused", exc.message, exc.line, exc.column), False
     except RecursionError:
@@ -165,13 +167,21 @@ class AnalysisSandbox:
         self._closed = False
         self._owner_pid = os.getpid()
 
-    def analyse(self, database_type: str, content: str, submission_type: str = "query") -> Analysis:
+    def analyse(
+        self,
+        database_type: str,
+        content: str,
+        submission_type: str = "query",
+        *,
+        allow_server_js: bool = False,
+    ) -> Analysis:
         if database_type not in DATABASE_TYPES:
             raise ValueError(f"unsupported database type {database_type!r}")
         check_shape(content)
         worker: _Worker | None = self._take()
         try:
-            answer, worker = self._ask(worker, (database_type, content, submission_type))
+            question = (database_type, content, submission_type, allow_server_js)
+            answer, worker = self._ask(worker, question)
         finally:
             # A worker that had to go is replaced at once, so the next call finds one started.
             self._slots.put(worker if worker is not None else self._replacement())
@@ -337,9 +347,17 @@ def close_shared_sandbox() -> None:
         sandbox.close()
 
 
-def analyse_isolated(database_type: str, content: str, submission_type: str = "query") -> Analysis:
+def analyse_isolated(
+    database_type: str,
+    content: str,
+    submission_type: str = "query",
+    *,
+    allow_server_js: bool = False,
+) -> Analysis:
     """core.analysis.analyse, run in this process's sandbox."""
-    return shared_sandbox().analyse(database_type, content, submission_type)
+    return shared_sandbox().analyse(
+        database_type, content, submission_type, allow_server_js=allow_server_js
+    )
 
 
 def _main(argv: list[str]) -> None:

@@ -52,6 +52,9 @@ class Instance(BaseModel):
     tls: bool | None = None
     # MongoDB only: the database that holds the user (pymongo's default is "admin").
     auth_source: str | None = Field(default=None, min_length=1)
+    # MongoDB only: accept $where, $function, $accumulator and mapReduce (with a warning and
+    # never as a read) instead of refusing them.
+    allow_server_js: bool = False
     # Approval policies and risk thresholds (core.policies, core.risk); pods may override some.
     policies: Policies = Field(default_factory=Policies)
     pod_policies: dict[str, Policies] = Field(default_factory=dict)

@@ -78,7 +78,12 @@ class ExecutionRunner:
             target = f"{request.instance_id}/{request.database_name}"
             raise ExecutionError(f"target {target} is no longer in the catalogue")
         try:
-            analysis = analyse(instance.type.value, request.content, request.submission_type)
+            analysis = analyse(
+                instance.type.value,
+                request.content,
+                request.submission_type,
+                allow_server_js=instance.allow_server_js,
+            )
         except AnalysisError as exc:
             raise ExecutionError(str(exc)) from None
         out_dir = self.results_dir
@@ -94,6 +99,7 @@ class ExecutionRunner:
                 compress_over_bytes=self.compress_over_bytes,
                 upload_limit_bytes=self.upload_limit_bytes,
             ),
+            allow_server_js=instance.allow_server_js,
         )
         execute = _executor(instance.type)
         for attempt in (1, 2):

@@ -171,7 +171,12 @@ class RequestService:
                 "comments", f"comments are limited to {COMMENTS_MAX_CHARS:,} characters"
             )
         try:
-            analysis = analyse_isolated(instance.type.value, content, submission.submission_type)
+            analysis = analyse_isolated(
+                instance.type.value,
+                content,
+                submission.submission_type,
+                allow_server_js=instance.allow_server_js,
+            )
         except AnalysisError as exc:
             raise InvalidSubmission(field, str(exc)) from None
         run_after = self.policies.check_run_after(submission.run_after)

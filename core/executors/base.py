@@ -31,3 +31,4 @@ class Job:
     out_dir: Path  # where the executor writes the full result file
     read_only: bool = False  # the analysis found only reads: run in a READ ONLY transaction
     limits: ResultLimits = field(default_factory=ResultLimits)  # result bytes, compression
+    allow_server_js: bool = False  # MongoDB: the instance accepts $where, $function, mapReduce

@@ -6,7 +6,12 @@ pymongo's client-side operation timeout, and it is the only way pymongo offers t
 sent carries `maxTimeMS` set to what is left of the statement's budget (so the first command of
 a statement carries about `statement_timeout_s * 1000`). The same deadline bounds the client's
 own waits, so a server that ignores `maxTimeMS` cannot hold a worker forever; a read's whole
-export, rows written to the file included, has to fit in it.
+export, rows written to the file included, has to fit in it. A `maxTimeMS` the user wrote can
+shorten that budget, never lengthen it.
+
+What a statement may do is checked here again, whatever the submit-time analysis said: a job
+approved as read-only runs reads only, and server-side JavaScript runs only when the job
+carries the instance's `allow_server_js`.
 
 Scripts run statement by statement and stop at the first failure. MongoDB has no
 cross-statement rollback here, so what already ran stays applied and is reported.
@@ -16,14 +21,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pymongo
 from bson import json_util
 from bson.errors import BSONError
-from pymongo.collection import Collection
+from pymongo.database import Database
 from pymongo.errors import (
     BulkWriteError,
     ConfigurationError,
@@ -69,7 +74,7 @@ def execute_mongo(conn: Connection, job: Job) -> ExecutionResult:
     """Run every statement of `job.content` in order against `conn.database`."""
     started = time.monotonic()
     statements = _parse(job.content)
-    _refuse_writes_when_read_only(job, statements)
+    _refuse_what_the_job_does_not_allow(job, statements)
     result = ExecutionResult(
         statements=[
             StatementOutcome(index=i, text=_shorten(stmt.text), kind=stmt.kind, status="not run")
@@ -78,15 +83,17 @@ def execute_mongo(conn: Connection, job: Job) -> ExecutionResult:
     )
     if len(statements) > 1:
         result.notes.append(NO_ROLLBACK_NOTE)
+    for stmt in statements:
+        for note in (*stmt.notes, *_time_limit_notes(stmt, conn)):
+            if note not in result.notes:
+                result.notes.append(note)
     reads_done: list[int] = []
     with _open_client(conn, job) as client:
         _check_connection(client, conn)
         database = client.get_database(conn.database)
         for stmt, outcome in zip(statements, result.statements, strict=True):
             try:
-                _run_statement(
-                    database.get_collection(stmt.collection), stmt, outcome, conn, job, result
-                )
+                _run_statement(database, stmt, outcome, conn, job, result)
             except _StatementFailed as failure:
                 outcome.status = "failed"
                 outcome.affected = failure.affected
@@ -114,15 +121,46 @@ def _parse(content: str) -> list[MongoStatement]:
         raise ExecutionError(f"the MongoDB statements cannot be parsed: {exc}") from None
 
 
-def _refuse_writes_when_read_only(job: Job, statements: list[MongoStatement]) -> None:
+def _refuse_what_the_job_does_not_allow(job: Job, statements: list[MongoStatement]) -> None:
+    """A read-only job runs reads only, and server-side JavaScript runs only where the instance
+    allows it, whatever the analysis that labelled the request said."""
+    for index, stmt in enumerate(statements, start=1):
+        if stmt.server_js and not job.allow_server_js:
+            raise ExecutionError(
+                f"statement {index} ({stmt.method}) runs server-side JavaScript "
+                f"({', '.join(stmt.server_js)}), which this instance does not allow"
+            )
     if not job.read_only:
         return
     for index, stmt in enumerate(statements, start=1):
-        if stmt.kind == "write":
+        if stmt.kind != "read":
+            does = "writes" if stmt.kind == "write" else "changes the schema"
             raise ExecutionError(
-                f"statement {index} ({stmt.method}) writes, "
+                f"statement {index} ({stmt.method}) {does}, "
                 "but the request was approved as read-only"
             )
+        if stmt.server_js:
+            raise ExecutionError(
+                f"statement {index} ({stmt.method}) runs server-side JavaScript "
+                f"({', '.join(stmt.server_js)}), but the request was approved as read-only"
+            )
+
+
+def _time_limit(stmt: MongoStatement, conn: Connection) -> float:
+    """The statement's budget: the instance's timeout, or the user's maxTimeMS when lower."""
+    limit = float(conn.statement_timeout_s)
+    if stmt.max_time_ms:
+        limit = min(limit, stmt.max_time_ms / 1000)
+    return limit
+
+
+def _time_limit_notes(stmt: MongoStatement, conn: Connection) -> list[str]:
+    if stmt.max_time_ms is not None and stmt.max_time_ms > conn.statement_timeout_s * 1000:
+        return [
+            f"maxTimeMS {stmt.max_time_ms} is above this instance's limit of "
+            f"{conn.statement_timeout_s} s; the instance's limit applies"
+        ]
+    return []
 
 
 def _shorten(text: str) -> str:
@@ -240,7 +278,7 @@ def _statement_message(exc: Exception, conn: Connection) -> str:
 
 
 def _run_statement(
-    collection: Collection,
+    database: Database,
     stmt: MongoStatement,
     outcome: StatementOutcome,
     conn: Connection,
@@ -248,14 +286,22 @@ def _run_statement(
     result: ExecutionResult,
 ) -> None:
     try:
-        with pymongo.timeout(conn.statement_timeout_s):
-            if stmt.kind == "write":
-                outcome.affected, outcome.detail = _run_write(collection, stmt)
+        with pymongo.timeout(_time_limit(stmt, conn)):
+            if stmt.kind == "read":
+                outcome.rows = _run_read(database, stmt, conn, job, result)
             else:
-                outcome.rows = _run_read(collection, stmt, conn, job, result)
+                outcome.affected, outcome.detail = _run_write(database, stmt)
     except BulkWriteError as exc:
-        # insertMany stops at the first bad document; the ones before it are stored.
-        inserted = int((exc.details or {}).get("nInserted", 0))
+        # insertMany and bulkWrite stop at the first failing operation (when ordered); the
+        # ones before it are applied.
+        details = exc.details or {}
+        inserted = int(details.get("nInserted", 0))
+        if stmt.operation == "bulk_write":
+            done = _bulk_counts(details)
+            raise _StatementFailed(
+                f"{_statement_message(exc, conn)} (applied before the error: {done})",
+                affected=_bulk_affected(details),
+            ) from None
         raise _StatementFailed(
             f"{_statement_message(exc, conn)} (inserted {inserted} before the error)",
             affected=inserted,
@@ -264,28 +310,46 @@ def _run_statement(
         raise _StatementFailed(_statement_message(exc, conn)) from None
 
 
-def _call(collection: Collection, stmt: MongoStatement, **overrides: Any) -> Any:
+def _call(database: Database, stmt: MongoStatement, **overrides: Any) -> Any:
     name, args, kwargs = pymongo_call(stmt)
+    if stmt.target == "database":
+        target: Any = database
+        if stmt.collection_options:
+            target = database.with_options(**stmt.collection_options)
+    else:
+        target = database.get_collection(stmt.collection, **stmt.collection_options)
     try:
-        return getattr(collection, name)(*args, **{**kwargs, **overrides})
+        return getattr(target, name)(*args, **{**kwargs, **overrides})
     except (ValueError, TypeError) as exc:
         # pymongo checks arguments before sending: "update only works with $ operators", ...
         raise _StatementFailed(str(exc)) from None
 
 
-def _run_write(collection: Collection, stmt: MongoStatement) -> tuple[int | None, str]:
-    outcome = _call(collection, stmt)
-    if stmt.method == "aggregate":
+def _run_write(database: Database, stmt: MongoStatement) -> tuple[int | None, str]:
+    outcome = _call(database, stmt)
+    operation = stmt.operation
+    if operation == "aggregate":
         with outcome as cursor:
             for _ in cursor:
                 pass
         return None, "the pipeline wrote its output ($out/$merge)"
-    if stmt.method == "insertOne":
+    if operation == "insert_one":
         return 1, f"inserted 1 (_id {_json_text(outcome.inserted_id)})"
-    if stmt.method == "insertMany":
+    if operation == "insert_many":
         return len(outcome.inserted_ids), f"inserted {len(outcome.inserted_ids)}"
-    if stmt.method in ("deleteOne", "deleteMany"):
+    if operation in ("delete_one", "delete_many"):
         return outcome.deleted_count, f"deleted {outcome.deleted_count}"
+    if operation == "bulk_write":
+        details = outcome.bulk_api_result
+        return _bulk_affected(details), _bulk_counts(details)
+    if operation.startswith("find_one_and_"):
+        if outcome is None:
+            return 0, "no document matched"
+        return 1, f"returned {_shorten(_json_text(outcome))}"
+    if operation == "command":  # mapReduce into a collection
+        return None, f"mapReduce wrote its output ({_json_text(outcome.get('result'))})"
+    if operation in _DDL_DETAILS:
+        return None, _DDL_DETAILS[operation](stmt, outcome)
     detail = f"matched {outcome.matched_count}, modified {outcome.modified_count}"
     upserted = 1 if outcome.upserted_id is not None else 0
     if upserted:
@@ -293,25 +357,67 @@ def _run_write(collection: Collection, stmt: MongoStatement) -> tuple[int | None
     return outcome.modified_count + upserted, detail
 
 
+_DDL_DETAILS: dict[str, Callable[[MongoStatement, Any], str]] = {
+    "create_index": lambda stmt, name: f"created index {name}",
+    "create_indexes": lambda stmt, names: f"created indexes {', '.join(names)}",
+    "drop_index": lambda stmt, _: "dropped the index",
+    "drop_indexes": lambda stmt, _: "dropped every index but _id",
+    "drop": lambda stmt, _: f"dropped collection {stmt.collection}",
+    "rename": lambda stmt, _: f"renamed {stmt.collection} to {stmt.call_args[0]}",
+    "create_collection": lambda stmt, _: (
+        f"created view {stmt.call_args[0]}"
+        if "viewOn" in stmt.call_kwargs
+        else f"created collection {stmt.call_args[0]}"
+    ),
+}
+
+
+def _bulk_counts(details: Mapping[str, Any]) -> str:
+    return (
+        f"inserted {details.get('nInserted', 0)}, matched {details.get('nMatched', 0)}, "
+        f"modified {details.get('nModified', 0)}, deleted {details.get('nRemoved', 0)}, "
+        f"upserted {details.get('nUpserted', 0)}"
+    )
+
+
+def _bulk_affected(details: Mapping[str, Any]) -> int:
+    return sum(
+        int(details.get(key, 0)) for key in ("nInserted", "nModified", "nRemoved", "nUpserted")
+    )
+
+
 def _run_read(
-    collection: Collection,
+    database: Database,
     stmt: MongoStatement,
     conn: Connection,
     job: Job,
     result: ExecutionResult,
 ) -> int:
     sink = _JsonlSink(Path(job.out_dir) / f"{job.request_uuid}.jsonl", conn.max_rows, job.limits)
-    if stmt.method in ("find", "aggregate"):
-        with _call(collection, stmt, **_cursor_overrides(stmt, conn.max_rows)) as cursor:
+    shape = stmt.result
+    if stmt.operation in ("find", "aggregate"):
+        with _call(database, stmt, **_cursor_overrides(stmt, conn.max_rows)) as cursor:
             sink.write(cursor)
-    elif stmt.method == "findOne":
-        document = _call(collection, stmt)
+    elif shape == "cursor":  # list_indexes
+        with _call(database, stmt) as cursor:
+            sink.write(cursor)
+    elif shape == "document":
+        document = _call(database, stmt)
         sink.write([document] if document is not None else [])
-    elif stmt.method == "distinct":
-        field = stmt.args[0]
-        sink.write({field: value} for value in _call(collection, stmt))
-    else:  # countDocuments, estimatedDocumentCount
-        sink.write([{"count": _call(collection, stmt)}])
+    elif shape == "explain":
+        plan = dict(_call(database, stmt))
+        plan.pop("ok", None)
+        sink.write([plan])
+    elif shape == "map_reduce":
+        answer = _call(database, stmt)
+        sink.write(answer.get("results", answer.get("result", [])))
+    elif shape == "values":
+        field = stmt.call_args[0]
+        sink.write({field: value} for value in _call(database, stmt))
+    elif shape == "names":
+        sink.write({"name": name} for name in sorted(_call(database, stmt)))
+    else:  # count
+        sink.write([{"count": _call(database, stmt)}])
     sink.publish(result)
     return sink.row_count
 
@@ -324,9 +430,11 @@ def _cursor_overrides(stmt: MongoStatement, max_rows: int) -> dict[str, int]:
     One row past the cap is enough to know the result was cut, and no more is fetched.
     """
     _, _, kwargs = pymongo_call(stmt)
-    if stmt.method == "aggregate":
+    if stmt.operation == "aggregate":
         return {} if "batchSize" in kwargs else {"batchSize": CURSOR_BATCH_SIZE}
-    overrides = {"batch_size": CURSOR_BATCH_SIZE}
+    overrides = {
+        "batch_size": min(kwargs.get("batch_size") or CURSOR_BATCH_SIZE, CURSOR_BATCH_SIZE)
+    }
     limit = kwargs.get("limit", 0)
     if not 0 < limit <= max_rows:
         overrides["limit"] = max_rows + 1

@@ -22,19 +22,37 @@ from core.analysis_sandbox import (
 
 ANSWER_WITHIN_S = 5
 
-# The inputs that used to kill or wedge the serving process.
+# The inputs that used to kill or wedge the serving process, with the start of the answer each
+# gets now: the sandbox's own for what reaches a parser's limits, the MongoDB parser's for the
+# bounds it checks itself.
+TOO_COMPLEX = "too complex to check: "
 CRASH_INPUTS = [
-    pytest.param("postgresql", "SELECT " + "+".join(["1"] * 25_000), id="pg-25000-terms"),
-    pytest.param("postgresql", "SELECT " + "+".join(["1"] * 2_000), id="pg-2000-terms"),
-    pytest.param("postgresql", "SELECT " + "(" * 5_000 + "1" + ")" * 5_000, id="pg-parens"),
+    pytest.param(
+        "postgresql", "SELECT " + "+".join(["1"] * 25_000), TOO_COMPLEX, id="pg-25000-terms"
+    ),
+    pytest.param(
+        "postgresql", "SELECT " + "+".join(["1"] * 2_000), TOO_COMPLEX, id="pg-2000-terms"
+    ),
+    pytest.param(
+        "postgresql", "SELECT " + "(" * 5_000 + "1" + ")" * 5_000, TOO_COMPLEX, id="pg-parens"
+    ),
     pytest.param(
         "mongodb",
         "db.c.find({a: " + "NumberInt(" * 10_000 + "1" + ")" * 10_000 + "})",
+        TOO_COMPLEX,
         id="mongo-nested-numberint",
     ),
-    pytest.param("mongodb", "db.c.find({a: " + "9" * 5_000 + "})", id="mongo-5000-digits"),
     pytest.param(
-        "mongodb", "db.c.find({a: NumberDecimal('" + "9" * 100_000 + "')})", id="mongo-decimal"
+        "mongodb",
+        "db.c.find({a: " + "9" * 5_000 + "})",
+        "number too long",
+        id="mongo-5000-digits",
+    ),
+    pytest.param(
+        "mongodb",
+        "db.c.find({a: NumberDecimal('" + "9" * 100_000 + "')})",
+        "expected a decimal number",
+        id="mongo-decimal",
     ),
 ]
 
@@ -70,15 +88,15 @@ def test_refusals_keep_their_message_and_position(sandbox: AnalysisSandbox) -> N
     )
 
 
-@pytest.mark.parametrize(("database_type", "content"), CRASH_INPUTS)
-def test_crash_inputs_are_too_complex_to_check_and_the_sandbox_recovers(
-    sandbox: AnalysisSandbox, database_type: str, content: str
+@pytest.mark.parametrize(("database_type", "content", "answer"), CRASH_INPUTS)
+def test_crash_inputs_are_refused_in_time_and_the_sandbox_recovers(
+    sandbox: AnalysisSandbox, database_type: str, content: str, answer: str
 ) -> None:
     started = time.monotonic()
     with pytest.raises(AnalysisError) as caught:
         sandbox.analyse(database_type, content, "script")
     assert time.monotonic() - started < ANSWER_WITHIN_S
-    assert caught.value.message.startswith("too complex to check: ")
+    assert caught.value.message.startswith(answer)
     assert sandbox.analyse("postgresql", "SELECT 1").kind == "read"
 
 

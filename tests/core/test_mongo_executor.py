@@ -8,6 +8,7 @@ answers), and maxTimeMS is checked on the wire with pymongo's command monitoring
 from __future__ import annotations
 
 import datetime as dt
+import json
 import socket
 import socketserver
 import struct
@@ -58,7 +59,11 @@ def run(
     host, port = mongo_server
 
     def run_job(
-        content: str, submission_type: str = "query", read_only: bool = False, **conn: Any
+        content: str,
+        submission_type: str = "query",
+        read_only: bool = False,
+        allow_server_js: bool = False,
+        **conn: Any,
     ) -> ExecutionResult:
         connection = Connection(**{"host": host, "port": port, "database": database_name, **conn})
         job = Job(
@@ -67,6 +72,7 @@ def run(
             content=content,
             out_dir=tmp_path,
             read_only=read_only,
+            allow_server_js=allow_server_js,
         )
         return execute_mongo(connection, job)
 
@@ -681,3 +687,522 @@ def test_tls_required_against_a_server_without_it_fails_clearly(
     with pytest.raises(ExecutionError) as failed:
         run("db.items.find({})", tls=True, connect_timeout_s=1)
     assert f"{host}:{port}" in failed.value.message
+
+
+# --- the wider shell: every operation end to end ------------------------------------------
+
+
+@pytest.fixture
+def wire(client: MongoClient) -> Iterator[tuple[str, _CommandRecorder]]:
+    """A fresh database whose commands are recorded as pymongo sends them."""
+    database = f"dbq_mongo_wire_{uuid.uuid4().hex[:8]}"
+    recorder = _CommandRecorder(database)
+    monitoring.register(recorder)
+    yield database, recorder
+    client.drop_database(database)
+
+
+def sent(recorder: _CommandRecorder, name: str) -> dict:
+    return next(command for command_name, command in recorder.commands if command_name == name)
+
+
+def test_count_runs_as_count_documents_and_says_so(
+    run: Callable[..., ExecutionResult],
+    client: MongoClient,
+    database_name: str,
+    collection_name: str,
+) -> None:
+    seed(client, database_name, collection_name, [{"n": i, "odd": i % 2} for i in range(7)])
+
+    legacy = run(f"db.{collection_name}.count({{odd: 1}})")
+    cursor = run(f"db.{collection_name}.find({{odd: 0}}).limit(2).count()")
+
+    assert (legacy.columns, legacy.preview_rows) == (["count"], [[3]])
+    assert cursor.preview_rows == [[4]]  # count() ignores limit(), as in the shell
+    assert any("countDocuments" in note for note in legacy.notes)
+    assert legacy.statements[0].kind == "read"
+
+
+def test_legacy_insert_update_remove_run_as_todays_calls(
+    run: Callable[..., ExecutionResult],
+    client: MongoClient,
+    database_name: str,
+    collection_name: str,
+) -> None:
+    c = collection_name
+    result = run(
+        f"db.{c}.insert({{_id: 1, n: 1}})\n"
+        f"db.{c}.insert([{{_id: 2, n: 2}}, {{_id: 3, n: 3}}, {{_id: 4, n: 4}}])\n"
+        f"db.{c}.update({{n: {{$gte: 2}}}}, {{$inc: {{n: 10}}}}, {{multi: true}})\n"
+        f"db.{c}.update({{_id: 1}}, {{replaced: true}})\n"
+        f"db.{c}.update({{_id: 9}}, {{$set: {{n: 9}}}}, true, false)\n"
+        f"db.{c}.remove({{n: {{$gte: 10}}}}, {{justOne: true}})\n"
+        f"db.{c}.remove({{n: 14}})",
+        submission_type="script",
+    )
+
+    details = [s.detail for s in result.statements]
+    assert details[:4] == [
+        "inserted 1 (_id 1)",
+        "inserted 3",
+        "matched 3, modified 3",
+        "matched 1, modified 1",
+    ]
+    assert details[5:] == ["deleted 1", "deleted 1"]
+    stored = {d["_id"]: d for d in client[database_name][c].find()}
+    assert stored[1] == {"_id": 1, "replaced": True}
+    assert stored[9]["n"] == 9
+    assert sorted(stored) == [1, 3, 9]
+    for note in (
+        "insert() ran as insertOne()",
+        "insert() ran as insertMany()",
+        "update() ran as updateMany()",
+        "remove() ran as deleteOne()",
+    ):
+        assert note in result.notes
+
+
+def test_explain_returns_the_plan_without_running_a_write(
+    run: Callable[..., ExecutionResult],
+    client: MongoClient,
+    wire: tuple[str, _CommandRecorder],
+) -> None:
+    database, recorder = wire
+    client[database]["items"].insert_many([{"a": i} for i in range(3)])
+
+    found = run('db.items.find({a: 1}).explain("executionStats")', database=database)
+    planned = run("db.items.explain().remove({a: 1})", database=database)
+    aggregated = run("db.items.explain().aggregate([{$match: {a: 2}}])", database=database)
+    legacy = run("db.items.aggregate([{$match: {a: 2}}], {explain: true})", database=database)
+
+    assert "queryPlanner" in found.columns and found.row_count == 1
+    assert found.statements[0].kind == planned.statements[0].kind == "read"
+    assert aggregated.row_count == legacy.row_count == 1
+    explains = [command for name, command in recorder.commands if name == "explain"]
+    assert [command["verbosity"] for command in explains] == [
+        "executionStats",
+        "queryPlanner",
+        "queryPlanner",
+        "queryPlanner",
+    ]
+    assert explains[2]["explain"] == explains[3]["explain"]
+    assert explains[0]["explain"] == {"find": "items", "filter": {"a": 1}}
+    assert explains[1]["explain"]["deletes"] == [{"q": {"a": 1}, "limit": 0}]
+    assert client[database]["items"].count_documents({}) == 3
+
+
+def test_indexes_are_created_listed_and_dropped(
+    run: Callable[..., ExecutionResult],
+    client: MongoClient,
+    wire: tuple[str, _CommandRecorder],
+) -> None:
+    database, recorder = wire
+    client[database]["items"].insert_one({"a": 1})
+
+    created = run(
+        "db.items.createIndex({a: 1, b: -1}, {unique: true, name: 'ab', sparse: true, "
+        "partialFilterExpression: {a: {$gt: 0}}, collation: {locale: 'en'}})\n"
+        "db.items.ensureIndex({c: 1}, {expireAfterSeconds: 60, background: true})\n"
+        "db.items.createIndexes([{d: 1}, {e: -1}])",
+        submission_type="script",
+        database=database,
+    )
+    listed = run("db.items.getIndexes()", database=database)
+    dropped = run(
+        "db.items.dropIndex({d: 1})\ndb.items.dropIndex('e_-1')",
+        submission_type="script",
+        database=database,
+    )
+
+    assert [s.kind for s in created.statements] == ["ddl", "ddl", "ddl"]
+    assert "ensureIndex() ran as createIndex()" in created.notes
+    # nx-27017 accepts index options without enforcing all of them: the exact command is
+    # checked on the wire.
+    commands = [command for name, command in recorder.commands if name == "createIndexes"]
+    assert commands[0]["indexes"] == [
+        {
+            "key": {"a": 1, "b": -1},
+            "name": "ab",
+            "unique": True,
+            "sparse": True,
+            "partialFilterExpression": {"a": {"$gt": 0}},
+            "collation": {"locale": "en"},
+        }
+    ]
+    assert commands[1]["indexes"][0]["expireAfterSeconds"] == 60
+    assert [index["key"] for index in commands[2]["indexes"]] == [{"d": 1}, {"e": -1}]
+    # nx-27017 lists every key as ascending; the fields are what it can show.
+    fields = [list(row[listed.columns.index("key")]) for row in listed.preview_rows]
+    for key in (["_id"], ["a", "b"], ["c"], ["d"], ["e"]):
+        assert key in fields
+    assert [s.status for s in dropped.statements] == ["ok", "ok"]
+    remaining = [list(index["key"]) for index in client[database]["items"].list_indexes()]
+    assert ["d"] not in remaining and ["e"] not in remaining
+
+
+def test_find_and_modify_family_changes_one_document_and_reports_it(
+    run: Callable[..., ExecutionResult],
+    client: MongoClient,
+    database_name: str,
+    collection_name: str,
+) -> None:
+    c = collection_name
+    seed(client, database_name, c, [{"_id": i, "n": i} for i in range(1, 5)])
+
+    result = run(
+        f"db.{c}.findOneAndUpdate({{n: {{$gte: 2}}}}, {{$inc: {{n: 100}}}}, "
+        "{sort: {n: -1}, returnDocument: 'after', projection: {n: 1}})\n"
+        f"db.{c}.findOneAndReplace({{_id: 9}}, {{_id: 9, n: 9}}, {{upsert: true}})\n"
+        f"db.{c}.findOneAndDelete({{n: 1}})\n"
+        f"db.{c}.findAndModify({{query: {{_id: 2}}, update: {{$set: {{seen: true}}}}, "
+        "new: true})\n"
+        f"db.{c}.findAndModify({{query: {{_id: 3}}, remove: true}})\n"
+        f"db.{c}.findOneAndDelete({{n: 12345}})",
+        submission_type="script",
+    )
+
+    details = [s.detail for s in result.statements]
+    returned = {i: json.loads(details[i].removeprefix("returned ")) for i in (0, 2, 3)}
+    assert details[1] == "no document matched"  # an upsert returns the document before it
+    assert returned[0] == {"_id": 4, "n": 104}
+    assert returned[2] == {"_id": 1, "n": 1}
+    assert returned[3] == {"_id": 2, "n": 2, "seen": True}
+    assert details[5] == "no document matched"
+    assert all(s.kind == "write" for s in result.statements)
+    stored = {d["_id"]: d for d in client[database_name][c].find()}
+    assert sorted(stored) == [2, 4, 9]
+    assert stored[4]["n"] == 104 and stored[9]["n"] == 9 and bool(stored[2]["seen"])
+
+
+def test_bulk_write_applies_all_six_kinds_and_counts_them(
+    run: Callable[..., ExecutionResult],
+    client: MongoClient,
+    database_name: str,
+    collection_name: str,
+) -> None:
+    seed(client, database_name, collection_name, [{"_id": i, "n": i} for i in range(5)])
+
+    result = run(
+        f"db.{collection_name}.bulkWrite(["
+        "{insertOne: {document: {_id: 10, n: 10}}}, "
+        "{updateOne: {filter: {_id: 0}, update: {$set: {n: 100}}}}, "
+        "{updateMany: {filter: {n: {$lt: 3}}, update: {$set: {low: true}}}}, "
+        "{replaceOne: {filter: {_id: 3}, replacement: {n: 333}}}, "
+        "{deleteOne: {filter: {_id: 4}}}, "
+        "{deleteMany: {filter: {n: {$gte: 10, $lt: 100}}}}], {ordered: true})"
+    )
+
+    assert result.statements[0].detail == (
+        "inserted 1, matched 4, modified 4, deleted 2, upserted 0"
+    )
+    stored = {d["_id"]: d for d in client[database_name][collection_name].find()}
+    assert sorted(stored) == [0, 1, 2, 3]
+    assert stored[0] == {"_id": 0, "n": 100}
+    # nx-27017 stores booleans as 1 and 0.
+    assert bool(stored[1]["low"]) and stored[3] == {"_id": 3, "n": 333}
+
+
+def test_cursor_modifiers_and_options_reach_the_server(
+    run: Callable[..., ExecutionResult],
+    client: MongoClient,
+    wire: tuple[str, _CommandRecorder],
+) -> None:
+    database, recorder = wire
+    client[database]["items"].insert_many([{"a": i} for i in range(5)])
+
+    result = run(
+        "db.items.find({a: {$gte: 1}}).sort({a: -1}).batchSize(2).comment('audit')"
+        ".readConcern('local').readPref('primaryPreferred').collation({locale: 'en'})"
+        ".hint({_id: 1}).showRecordId().pretty()",
+        database=database,
+    )
+    options = run(
+        "db.items.find({}, {a: 1, _id: 0}, {limit: 2, skip: 1, sort: {a: 1}})", database=database
+    )
+
+    column = result.columns.index("a")
+    assert [row[column] for row in result.preview_rows] == [4, 3, 2, 1]
+    assert options.preview_rows == [[1], [2]]
+    find = sent(recorder, "find")
+    assert find["batchSize"] == 2
+    assert find["comment"] == "audit"
+    assert find["readConcern"] == {"level": "local"}
+    assert find["collation"] == {"locale": "en"}
+    assert find["hint"] == {"_id": 1}
+    assert find["showRecordId"] is True
+
+
+@pytest.mark.parametrize(("asked_ms", "limit_ms"), [(1_500, 1_500), (999_999, 7_000)])
+def test_max_time_ms_is_capped_by_the_instance_timeout_never_raised(
+    run: Callable[..., ExecutionResult],
+    wire: tuple[str, _CommandRecorder],
+    asked_ms: int,
+    limit_ms: int,
+) -> None:
+    database, recorder = wire
+
+    result = run(
+        f"db.items.find().maxTimeMS({asked_ms})\n"
+        f"db.items.aggregate([], {{maxTimeMS: {asked_ms}}})\n"
+        f"db.items.insertOne({{a: 1}}, {{maxTimeMS: {asked_ms}}})",
+        submission_type="script",
+        database=database,
+        statement_timeout_s=7,
+    )
+
+    for name in ("find", "aggregate", "insert"):
+        assert limit_ms - 1_000 < sent(recorder, name)["maxTimeMS"] <= limit_ms, name
+    capped = any("maxTimeMS 999999" in note for note in result.notes)
+    assert capped == (asked_ms > 7_000)
+
+
+def test_write_concern_and_read_options_are_applied(
+    run: Callable[..., ExecutionResult], wire: tuple[str, _CommandRecorder]
+) -> None:
+    database, recorder = wire
+
+    run(
+        "db.items.insertOne({a: 1}, {writeConcern: {w: 1, j: true}})\n"
+        "db.items.updateMany({}, {$set: {b: 1}}, {writeConcern: {w: 'majority', wtimeout: 100},"
+        " comment: 'fix'})\n"
+        "db.items.aggregate([{$match: {}}], {readConcern: {level: 'majority'}, cursor: "
+        "{batchSize: 5}, allowDiskUse: true})\n"
+        "db.items.countDocuments({}, {readConcern: {level: 'local'}})",
+        submission_type="script",
+        database=database,
+    )
+
+    assert sent(recorder, "insert")["writeConcern"] == {"w": 1, "j": True}
+    update = sent(recorder, "update")
+    # Under the statement's deadline pymongo sends the deadline (maxTimeMS) instead of wtimeout.
+    assert update["writeConcern"] == {"w": "majority"}
+    assert update["comment"] == "fix"
+    aggregate = sent(recorder, "aggregate")
+    assert aggregate["readConcern"] == {"level": "majority"}
+    assert aggregate["cursor"] == {"batchSize": 5}
+    assert aggregate["allowDiskUse"] is True
+
+
+def test_collections_and_views_are_created_renamed_listed_and_dropped(
+    run: Callable[..., ExecutionResult],
+    client: MongoClient,
+    wire: tuple[str, _CommandRecorder],
+) -> None:
+    database, recorder = wire
+    client[database]["orders"].insert_many([{"s": "open"}, {"s": "done"}])
+    admin = _CommandRecorder("admin")
+    monitoring.register(admin)
+
+    result = run(
+        "db.createCollection('log', {capped: true, size: 100000})\n"
+        "db.createView('open_orders', 'orders', [{$match: {s: 'open'}}])\n"
+        "db.orders.renameCollection('orders2')\n"
+        "db.log.drop()\n"
+        "db.getCollectionInfos({name: 'open_orders'})\n"
+        "db.getCollectionNames()",
+        submission_type="script",
+        database=database,
+    )
+
+    assert [s.kind for s in result.statements] == ["ddl", "ddl", "ddl", "ddl", "read", "read"]
+    # nx-27017 ignores listCollections' filter; the filter sent is checked (create_collection
+    # sends its own listCollections first).
+    filters = [
+        command.get("filter") for name, command in recorder.commands if name == "listCollections"
+    ]
+    assert {"name": "open_orders"} in filters
+    assert result.statements[4].rows >= 1
+    names = set(client[database].list_collection_names())
+    assert "open_orders" in names and "log" not in names
+    # nx-27017 answers renameCollection with ok but keeps the old name: the command is checked.
+    rename = sent(admin, "renameCollection")
+    assert (rename["renameCollection"], rename["to"]) == (
+        f"{database}.orders",
+        f"{database}.orders2",
+    )
+    assert result.columns == ["name"]
+    assert [row[0] for row in result.preview_rows] == sorted(names)
+    creates = [command for name, command in recorder.commands if name == "create"]
+    assert creates[0] == {"create": "log", "capped": True, "size": 100000, **_session(creates[0])}
+    # nx-27017 stores views but does not evaluate them; the command is checked instead.
+    assert creates[1]["viewOn"] == "orders"
+    assert creates[1]["pipeline"] == [{"$match": {"s": "open"}}]
+
+
+def _session(command: dict) -> dict:
+    return {key: command[key] for key in command if key in ("lsid", "$db", "maxTimeMS")}
+
+
+def test_literals_reach_the_server_with_their_bson_types(
+    run: Callable[..., ExecutionResult],
+    client: MongoClient,
+    wire: tuple[str, _CommandRecorder],
+) -> None:
+    database, recorder = wire
+
+    run(
+        "db.items.insertOne({_id: 1, d: new Date(2024, 0, 31, 12), b: BinData(0, 'aGVsbG8='), "
+        "h: HexData(0, '00ff'), m: MD5('0123456789abcdef0123456789abcdef')})",
+        database=database,
+    )
+    # nx-27017 cannot store DBRef, Timestamp, Code, Regex or MinKey values (it says so); what
+    # pymongo sent is checked instead.
+    with pytest.raises(ExecutionError, match="not JSON serializable"):
+        run(
+            "db.items.insertOne({_id: 2, r: DBRef('users', 7), t: Timestamp({t: 1700000000, "
+            "i: 2}), c: Code('x + 1'), re: RegExp('^a', 'i'), k: MinKey, x: MaxKey()})",
+            database=database,
+        )
+
+    stored = client[database]["items"].find_one({"_id": 1})
+    assert stored["d"] == dt.datetime(2024, 1, 31, 12)
+    assert stored["b"] == b"hello" and stored["h"] == b"\x00\xff"
+    assert stored["m"] == bytes.fromhex("0123456789abcdef0123456789abcdef")
+    inserts = [command for name, command in recorder.commands if name == "insert"]
+    (document,) = inserts[1]["documents"]
+    assert document["r"] == bson.DBRef("users", 7)
+    assert document["t"] == bson.Timestamp(1700000000, 2)
+    assert document["c"] == bson.Code("x + 1")
+    assert document["re"] == bson.Regex("^a", "i")
+    assert (document["k"], document["x"]) == (bson.MinKey(), bson.MaxKey())
+
+
+def test_aggregate_with_merge_writes_its_destination(
+    run: Callable[..., ExecutionResult],
+    client: MongoClient,
+    database_name: str,
+    collection_name: str,
+) -> None:
+    seed(client, database_name, collection_name, [{"n": i} for i in range(3)])
+    target = f"{collection_name}_merged"
+
+    result = run(
+        f"db.{collection_name}.aggregate([{{$match: {{n: {{$gte: 1}}}}}}, "
+        f"{{$merge: {{into: '{target}'}}}}])"
+    )
+
+    assert result.statements[0].kind == "write"
+    assert client[database_name][target].count_documents({}) == 2
+    client[database_name].drop_collection(target)
+
+
+def test_map_reduce_sends_the_javascript_as_code(
+    run: Callable[..., ExecutionResult], wire: tuple[str, _CommandRecorder]
+) -> None:
+    database, recorder = wire
+
+    result = run(
+        "db.items.mapReduce('function() { emit(this.k, 1) }', 'function(k, v) { return 1 }', "
+        "{out: {inline: 1}})",
+        database=database,
+        allow_server_js=True,
+    )
+
+    command = sent(recorder, "mapReduce")
+    assert command["map"] == bson.Code("function() { emit(this.k, 1) }")
+    assert command["out"] == {"inline": 1}
+    assert result.statements[0].status == "ok"
+
+
+@pytest.mark.parametrize(
+    ("text", "refusal"),
+    [
+        ("db.{c}.createIndex({{a: 1}})", "statement 1 (createIndex) changes the schema"),
+        ("db.{c}.drop()", "statement 1 (drop) changes the schema"),
+        ("db.{c}.find({{$where: 'true'}})", "runs server-side JavaScript ($where)"),
+        (
+            "db.{c}.aggregate([{{$match: {{$expr: {{$function: {{body: 'x', args: [], "
+            "lang: 'js'}}}}}}}}])",
+            "runs server-side JavaScript ($function)",
+        ),
+        ("db.{c}.aggregate([{{$facet: {{a: [{{$out: 'x'}}]}}}}])", "(aggregate) writes"),
+        ("db.{c}.findOneAndDelete({{}})", "(findOneAndDelete) writes"),
+        ("db.{c}.bulkWrite([{{deleteMany: {{filter: {{}}}}}}])", "(bulkWrite) writes"),
+    ],
+)
+def test_read_only_job_refuses_what_is_not_a_read_whatever_the_analysis_said(
+    run: Callable[..., ExecutionResult],
+    client: MongoClient,
+    database_name: str,
+    collection_name: str,
+    text: str,
+    refusal: str,
+) -> None:
+    seed(client, database_name, collection_name, [{"a": 1}])
+
+    with pytest.raises(ExecutionError) as caught:
+        run(text.format(c=collection_name), read_only=True, allow_server_js=True)
+
+    assert refusal in caught.value.message
+    assert "approved as read-only" in caught.value.message
+    assert client[database_name][collection_name].count_documents({}) == 1
+    assert len(list(client[database_name][collection_name].list_indexes())) == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "db.{c}.updateMany({{$where: 'true'}}, {{$set: {{a: 2}}}})",
+        "db.{c}.find()\ndb.{c}.deleteMany({{$expr: {{$function: {{body: 'x', args: [], "
+        "lang: 'js'}}}}}})",
+        "db.{c}.mapReduce('function() {{}}', 'function() {{}}', {{out: 'x'}})",
+    ],
+)
+def test_server_javascript_runs_only_where_the_instance_allows_it(
+    run: Callable[..., ExecutionResult],
+    client: MongoClient,
+    database_name: str,
+    collection_name: str,
+    text: str,
+) -> None:
+    seed(client, database_name, collection_name, [{"a": 1}])
+
+    with pytest.raises(ExecutionError) as caught:
+        run(text.format(c=collection_name), submission_type="script")
+
+    assert "which this instance does not allow" in caught.value.message
+    assert caught.value.partial is None  # refused before anything ran
+    assert list(client[database_name][collection_name].find({}, {"_id": 0})) == [{"a": 1}]
+
+
+def test_remaining_shapes_reach_the_server_as_written(
+    run: Callable[..., ExecutionResult],
+    client: MongoClient,
+    wire: tuple[str, _CommandRecorder],
+) -> None:
+    database, recorder = wire
+    client[database]["items"].insert_many([{"a": i} for i in range(6)])
+    client[database]["items"].create_index([("a", 1)])
+
+    result = run(
+        "db.items.explain().count({a: {$gt: 1}})\n"
+        "db.items.explain('executionStats').distinct('a', {a: {$lt: 3}})\n"
+        "db.items.find().hint({a: 1}).min({a: 2}).max({a: 4}).returnKey().noCursorTimeout()"
+        ".allowDiskUse()\n"
+        "db.items.aggregate({$match: {a: {$gte: 4}}}, {$project: {_id: 0, a: 1}})\n"
+        "db.items.aggregate([{$match: {a: 0}}], {hint: {a: 1}})\n"
+        "db.items.find({a: 5}, {_id: 0}, {readPreference: 'primaryPreferred', maxTimeMS: 900})\n"
+        "db.items.dropIndexes()",
+        submission_type="script",
+        database=database,
+    )
+
+    assert [s.kind for s in result.statements] == ["read"] * 6 + ["ddl"]
+    assert [s.rows for s in result.statements[:6]] == [1, 1, 2, 2, 1, 1]
+    assert result.preview_rows == [[5]]
+    explains = [command for name, command in recorder.commands if name == "explain"]
+    assert explains[0]["explain"] == {"count": "items", "query": {"a": {"$gt": 1}}}
+    assert explains[1]["explain"] == {"distinct": "items", "key": "a", "query": {"a": {"$lt": 3}}}
+    finds = [command for name, command in recorder.commands if name == "find"]
+    assert (finds[0]["min"], finds[0]["max"]) == ({"a": 2}, {"a": 4})
+    assert finds[0]["returnKey"] is True and finds[0]["noCursorTimeout"] is True
+    assert finds[0]["allowDiskUse"] is True
+    assert 0 < finds[1]["maxTimeMS"] <= 900
+    aggregates = [command for name, command in recorder.commands if name == "aggregate"]
+    assert aggregates[0]["pipeline"] == [
+        {"$match": {"a": {"$gte": 4}}},
+        {"$project": {"_id": 0, "a": 1}},
+    ]
+    assert aggregates[1]["hint"] == {"a": 1}
+    assert sent(recorder, "dropIndexes")["index"] == "*"
+    assert [index["name"] for index in client[database]["items"].list_indexes()] == ["_id_"]
