@@ -259,7 +259,10 @@ class Worker:
         return len(due)
 
     def expire_stale(self) -> int:
-        """Reject requests pending past their policy's expire_after_h, and tell everyone."""
+        """Reject requests pending past their policy's expire_after_h, and tell everyone.
+
+        Also estimates again the pending requests whose estimate a restart lost."""
+        self.requests.reassess_stale()
         expired = self.requests.expire_stale()
         for request in expired:
             self._safely(self.notifier.request_decided, request)

@@ -230,17 +230,43 @@ class RequestService:
             )
         return record, analysis
 
+    def reassess_stale(self, older_than: timedelta = timedelta(minutes=1)) -> list[RequestRecord]:
+        """Estimate again the pending requests whose estimate was lost (a restart meanwhile)."""
+        from core.analysis import AnalysisError, analyse
+
+        with self.sessions() as session:
+            ids = approvals_repo.unassessed_pending_ids(session, utcnow() - older_than)
+            stale = [_record(repo.request_by_id_with_people(session, i)) for i in ids]
+        done = []
+        for request in stale:
+            instance = self.catalogue.instance(request.instance_id)
+            if instance is None:
+                continue
+            try:
+                analysis = analyse(instance.type.value, request.content, request.submission_type)
+            except AnalysisError:
+                continue
+            assessment = self.policies.assess(
+                instance, request.database_name, analysis, request.content, request.submission_type
+            )
+            self._record_assessment(request.id, analysis, assessment)
+            done.append(request)
+        return done
+
     def _assessed_late(self, request_id: int, analysis, done: Future[Assessment]) -> None:
-        """Record an estimate that outlived submit's wait, and tell the surfaces."""
+        """Record an estimate that outlived submit's wait (runs in the estimate's thread)."""
+        self._record_assessment(request_id, analysis, done.result())
+
+    def _record_assessment(self, request_id: int, analysis, assessment: Assessment) -> None:
+        """Store a pending request's risk and estimate, apply the rules, tell the surfaces."""
         try:
-            assessment = done.result()
             with self.sessions.begin() as session:
                 record = _record(repo.request_by_id_with_people(session, request_id))
                 policy = self.policies.assessed(session, record, analysis, assessment)
                 record = _record(repo.request_by_id_with_people(session, request_id))
         except Exception:
-            # Runs in the estimate's thread, where nobody else would see the failure; the
-            # request stays pending with no estimate, which its approvers are shown.
+            # In the estimate's thread nobody else would see the failure; the request stays
+            # pending with no estimate (its approvers are shown so) and is estimated again.
             log.exception("recording the estimate of request #%s failed", request_id)
             return
         if policy is not None:

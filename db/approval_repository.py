@@ -89,6 +89,21 @@ def pending_expired_ids(session: Session, now: datetime, limit: int = 100) -> Se
     ).all()
 
 
+def unassessed_pending_ids(session: Session, submitted_before: datetime) -> Sequence[int]:
+    """Pending requests whose estimate never arrived (its process died meanwhile)."""
+    return session.scalars(
+        select(QueryRequest.id)
+        .join(RequestPolicy, RequestPolicy.request_id == QueryRequest.id)
+        .where(
+            QueryRequest.status == "pending",
+            RequestPolicy.risk_level.is_(None),
+            QueryRequest.created_at < submitted_before,
+        )
+        .order_by(QueryRequest.id)
+        .limit(20)
+    ).all()
+
+
 def next_runnable_approved_id(session: Session, now: datetime) -> int | None:
     """The oldest approved request whose earliest start has come, nobody else claiming it."""
     query = (

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
+from sqlalchemy import delete, update
 
 from core.analysis import analyse
 from core.approvals import ApprovalPolicies, StepOutcome
@@ -22,6 +23,7 @@ from core.requests import RequestService, Submission
 from core.secrets import SecretStore
 from core.users import UserService
 from db import approval_repository as approvals_repo
+from db.models import ApprovalStep, QueryRequest
 from db.session import make_engine, make_session_factory
 from tests.conftest import pg_url_for, wait_until
 from tests.portal import (
@@ -402,3 +404,23 @@ def test_an_estimate_slower_than_submit_follows_as_its_own_event(portal):
     # The small read is approved by policy once its estimate arrives, with nobody asked.
     wait_until(lambda: EventKind.APPROVED in portal.kinds(small), what="the late approval")
     assert portal.requests.get(small.uuid).approver_email == "policy:small-reads"
+
+
+def test_an_estimate_lost_to_a_restart_is_made_again(portal):
+    request = portal.submit("SELECT * FROM orders WHERE id = 9")
+    with portal.requests.sessions.begin() as session:
+        # As if the process had died between storing the request and recording its estimate.
+        approvals_repo.update_request_policy(session, request.id, risk_level=None)
+        session.execute(delete(ApprovalStep).where(ApprovalStep.request_id == request.id))
+        session.execute(
+            update(QueryRequest)
+            .where(QueryRequest.id == request.id)
+            .values(status="pending", approver_email=None, approved_at=None)
+        )
+    assert portal.requests.reassess_stale(older_than=timedelta(minutes=1)) == []
+
+    redone = portal.requests.reassess_stale(older_than=timedelta(0))
+
+    assert [r.id for r in redone] == [request.id]
+    assert portal.state(request).risk_level == "low"
+    assert portal.requests.get(request.uuid).approver_email == "policy:small-reads"
