@@ -42,11 +42,12 @@ from core.policies import (
     second_approval,
 )
 from core.records import RequestRecord, UserRecord
-from core.risk import Risk, RiskLevel, assess
+from core.risk import Risk, RiskLevel
+from core.risk import assess as assess_risk
 from core.secrets import SecretStore, connection_for
 from db import approval_repository as approvals_repo
 from db import repository as repo
-from db.models import RequestPolicy, User
+from db.models import QueryRequest, RequestPolicy, User
 
 log = logging.getLogger("dbquery.approvals")
 
@@ -77,6 +78,7 @@ class PolicyState:
     expires_at: datetime | None
     rerun_of: int | None
     steps: tuple[StepRecord, ...]
+    rerun_of_uuid: uuid_mod.UUID | None = None
 
     @property
     def auto_approved_by(self) -> str | None:
@@ -159,7 +161,7 @@ class ApprovalPolicies:
             # The estimate is advice: a bug in it must not stop a submission.
             log.exception("estimating a request on %s failed", instance.id)
             estimated = failed("an internal error; read the query carefully", large)
-        risk = assess(analysis.kind, estimated, analysis.warnings, instance.risk)
+        risk = assess_risk(analysis.kind, estimated, analysis.warnings, instance.risk)
         return Assessment(risk=risk, estimate=estimated)
 
     def assess_in_background(
@@ -385,6 +387,12 @@ class ApprovalPolicies:
             expires_at=row.expires_at,
             rerun_of=row.rerun_of,
             steps=steps,
+            rerun_of_uuid=(
+                source.uuid
+                if row.rerun_of is not None
+                and (source := session.get(QueryRequest, row.rerun_of)) is not None
+                else None
+            ),
         )
 
     # --- expiry ------------------------------------------------------------------------------

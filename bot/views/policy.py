@@ -92,11 +92,18 @@ def schedule_text(state: PolicyState | None, request: RequestRecord) -> str | No
     return None
 
 
+def rerun_text(state: PolicyState | None) -> str | None:
+    if state is None or state.rerun_of_uuid is None:
+        return None
+    return f":repeat: Runs request `{str(state.rerun_of_uuid)[:8]}` again"
+
+
 def policy_lines(state: PolicyState | None, request: RequestRecord) -> list[str]:
     lines = [
         auto_approval_text(state),
         steps_text(state, request),
         schedule_text(state, request),
+        rerun_text(state),
     ]
     return [line for line in lines if line]
 

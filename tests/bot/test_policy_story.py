@@ -366,6 +366,10 @@ def test_run_again_opens_the_filled_form_and_links_the_new_request(bot):
     again = submit(bot, "SELECT id FROM orders WHERE id = 2", private_metadata=str(original.uuid))
     assert again.id != original.id
     assert bot.core.requests.policy_state(again).rerun_of == original.id
+    wait_until(
+        lambda: f"Runs request `{original.short_id}` again" in card_now(bot, again),
+        what="the new card to name the original",
+    )
 
     bot.sender.command("U0ANN", f"rerun {original.short_id}")
     bot.fake.wait_for(
