@@ -154,6 +154,7 @@ class ApprovalPolicies:
                 submission_type,
                 timeout_s=self.estimate_timeout_s,
                 large_table_rows=large,
+                analysis=analysis,
             )
         except CredentialsError as exc:
             estimated = failed(exc.message, large)

@@ -178,14 +178,19 @@ def estimate(
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     large_table_rows: int = DEFAULT_LARGE_TABLE_ROWS,
+    analysis: Any = None,
 ) -> Estimate:
-    """The planner's view of `content` on the target; a failure comes back as a failed Estimate."""
+    """The planner's view of `content` on the target; a failure comes back as a failed Estimate.
+
+    `analysis` is the submission's own (core.analysis.Analysis), when the caller has it.
+    """
     from core.analysis import AnalysisError, analyse
 
-    try:
-        analysis = analyse(database_type, content, submission_type)
-    except AnalysisError as exc:
-        return failed(str(exc), large_table_rows)
+    if analysis is None:
+        try:
+            analysis = analyse(database_type, content, submission_type)
+        except AnalysisError as exc:
+            return failed(str(exc), large_table_rows)
     if database_type == "postgresql":
         return _estimate_postgres(conn, analysis, timeout_s, large_table_rows)
     return _estimate_mongo(conn, content, timeout_s, large_table_rows)

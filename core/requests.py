@@ -243,7 +243,12 @@ class RequestService:
             if instance is None:
                 continue
             try:
-                analysis = analyse(instance.type.value, request.content, request.submission_type)
+                analysis = analyse(
+                    instance.type.value,
+                    request.content,
+                    request.submission_type,
+                    allow_server_js=instance.allow_server_js,
+                )
             except AnalysisError:
                 continue
             assessment = self.policies.assess(
@@ -389,12 +394,7 @@ class RequestService:
         return decided
 
     def _approve_step(self, session: Session, request: RequestRecord, decider: User):
-        from core.analysis import AnalysisError, analyse
-
-        try:
-            kind = analyse(request.database_type, request.content, request.submission_type).kind
-        except AnalysisError:
-            kind = "admin"  # unreadable now: held like the most serious kind; execution fails it
+        kind = self._kind_of(request) or "admin"  # unreadable: held like the most serious kind
         try:
             return self.policies.approve_step(session, request, decider, kind)
         except (InvalidTransition, NotAllowed):
@@ -472,14 +472,30 @@ class RequestService:
         return claim.won
 
     def _may_start(self, session: Session, request_id: int) -> bool:
-        from core.analysis import AnalysisError, analyse
-
         request = _record(repo.request_by_id_with_people(session, request_id))
-        try:
-            kind = analyse(request.database_type, request.content, request.submission_type).kind
-        except AnalysisError:
+        kind = self._kind_of(request)
+        if kind is None:
             return True  # the executor fails it with the reason
         return self.policies.may_claim(session, request, kind)
+
+    def _kind_of(self, request: RequestRecord) -> str | None:
+        """The stored request's kind as its analysis gives it now; None when it no longer parses.
+
+        The text passed the isolated analysis at submit; the executor analyses it in-process
+        the same way before it runs.
+        """
+        from core.analysis import AnalysisError, analyse
+
+        instance = self.catalogue.instance(request.instance_id)
+        try:
+            return analyse(
+                request.database_type,
+                request.content,
+                request.submission_type,
+                allow_server_js=bool(instance and instance.allow_server_js),
+            ).kind
+        except AnalysisError:
+            return None
 
     def expire_stale(self) -> list[RequestRecord]:
         """Reject pending requests past their decision time; tell requester and approvers."""
