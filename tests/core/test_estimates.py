@@ -302,3 +302,25 @@ def test_an_unreachable_mongo_fails_the_estimate_quickly():
 
     assert result.status == FAILED
     assert result.summary().startswith("no estimate: ")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "WITH gone AS (DELETE FROM small RETURNING *) SELECT count(*) FROM gone",
+        "DELETE FROM small",
+        "UPDATE small SET id = -id",
+        "INSERT INTO small SELECT generate_series(1000, 2000)",
+        "SELECT pg_sleep(30)",
+        "SELECT pg_terminate_backend(pg_backend_pid())",
+        "MERGE INTO small USING (SELECT 1 AS id) s ON small.id = s.id WHEN MATCHED THEN DELETE",
+        "SELECT * FROM small -- a trailing comment",
+    ],
+)
+def test_hostile_statements_are_planned_and_never_run(pg_target, statement):
+    result = _pg(pg_target, statement, timeout_s=5)
+
+    assert result.status == OK, result.summary()
+    assert result.statements[0].cost is not None
+    with psycopg.connect(pg_target_url(pg_target)) as check:
+        assert check.execute("SELECT count(*), sum(id) FROM small").fetchone() == (50, 1275)

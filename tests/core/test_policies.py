@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.catalogue import load_catalogue
 from core.errors import ConfigError
@@ -276,3 +278,32 @@ def test_when_an_approved_request_may_run():
     assert may_run_now(policies, "write", saturday_night, None)
     assert not may_run_now(Policies(), "read", wednesday, later)
     assert may_run_now(Policies(), "read", later, later)
+
+
+WINDOWS = st.sampled_from(
+    [
+        "Sat 22:00–Sun 04:00 Europe/Berlin",
+        "Sun 01:30-Sun 02:30 Europe/Berlin",  # inside the hour DST skips or repeats
+        "Fri 23:00-Mon 06:00 America/New_York",
+        "Mon 09:00-Mon 08:00 UTC",  # all week but one hour
+        "22:00-04:00 Australia/Sydney",
+        "02:00-03:00 Europe/London",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    text=WINDOWS,
+    now=st.datetimes(
+        min_value=datetime(2020, 1, 1), max_value=datetime(2035, 12, 31), timezones=st.just(UTC)
+    ),
+)
+def test_a_window_opens_no_later_than_a_week_and_is_open_when_it_says(text, now):
+    window = parse_window(text)
+
+    opening = window.next_opening(now)
+
+    assert now <= opening <= now + timedelta(days=8)
+    assert window.is_open(opening)
+    assert (opening == now) == window.is_open(now)
