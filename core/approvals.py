@@ -353,10 +353,13 @@ class ApprovalPolicies:
         )
 
     def second_approvers(self, session: Session, request: RequestRecord) -> list[UserRecord]:
-        """Who is asked for step 2: the rule's group, never the requester or step 1's approver."""
+        """Who is asked for step 2 once step 1 is given: the rule's group, never the requester
+        or step 1's approver; empty before step 1 and for one-step requests."""
         state = approvals_repo.request_policy(session, request.id)
         if state is None or state.approvals_required < 2:
             return []
+        if not approvals_repo.approval_steps(session, request.id):
+            return []  # step 1 is not given yet
         group = state.second_approval_group or ADMINS_GROUP
         people = list(repo.active_admins(session))
         if group != ADMINS_GROUP:

@@ -139,9 +139,13 @@ class RequestService:
     def approvers_for(self, request: RequestRecord) -> list[UserRecord]:
         """Active managers of the request's pod, or the admins when the pod has none.
 
-        The requester never counts: when a pod's only manager asks, the admins decide.
+        The requester never counts: when a pod's only manager asks, the admins decide. Once
+        step 1 of a two-step approval is given, the second approval's group is asked instead.
         """
         with self.sessions() as session:
+            second = self.policies.second_approvers(session, request)
+            if second:
+                return second
             managers = repo.active_managers_of_pod(session, request.pod_id)
             people = [u for u in managers if u.id != request.requester.id]
             if not people:

@@ -424,3 +424,14 @@ def test_an_estimate_lost_to_a_restart_is_made_again(portal):
     assert [r.id for r in redone] == [request.id]
     assert portal.state(request).risk_level == "low"
     assert portal.requests.get(request.uuid).approver_email == "policy:small-reads"
+
+
+def test_after_step_one_reminders_go_to_the_second_group(portal):
+    request = portal.submit("CREATE INDEX ON orders (id, total)")
+    pod = {p.email for p in portal.requests.approvers_for(request)}
+    assert portal.people.manager.email in pod
+
+    portal.approve(request, portal.people.manager)
+
+    second = {p.email for p in portal.requests.approvers_for(request)}
+    assert second == {portal.people.admin.email, "bea@example.com"}
