@@ -1,4 +1,10 @@
-"""Builds the Bolt app: the user-resolving middleware, then every listener module in turn."""
+"""Builds the Bolt app: the middleware resolving who is asking, then every listener module.
+
+Listeners acknowledge and hand their Slack calls to the follow-up pool; the two that decide
+before acknowledging are named in their modules (a submitted form is checked and stored
+within a budget, a rejection is written so its problems show on the reason field). The pools
+are described in bot/services.py.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +17,10 @@ from slack_bolt import App, BoltResponse
 from slack_bolt.error import BoltUnhandledRequestError
 from slack_sdk import WebClient
 
-from bot.context import Services, make_portal_user_middleware
 from bot.listeners import approve, commands, home, rerun, submit
-from bot.listeners.submit import ScriptFetcher
-
-# Listeners only acknowledge and hand the rest to the follow-up pool, so Bolt's pool stays free
-# for acknowledgements; its default (a handful of threads on a small host) is still too few
-# when the form checks of several submissions wait at once.
-LISTENER_THREADS = 32
-BACKGROUND_THREADS = 16
-# Enough that a few Slack calls sleeping through a rate limit do not hold up the rest (a modal
-# must open within 3 s of its trigger); few enough that a burst of follow-ups does not starve
-# the acknowledgements of CPU (benchmarks/ack.py: a p99 about a quarter higher with 32).
-FOLLOW_UP_THREADS = 16
+from bot.middleware import make_portal_user_middleware
+from bot.services import LISTENER_THREADS, Services
+from bot.submit_form import ScriptFetcher
 
 log = logging.getLogger("dbquery.bot")
 
@@ -56,7 +53,7 @@ def create_bolt_app(
         logger=_BOLT_LOG,
         raise_error_for_unhandled_request=True,
     )
-    app.use(make_portal_user_middleware(app, services))
+    app.use(make_portal_user_middleware(services))
     scripts = ScriptFetcher(
         token=client.token or "",
         trusted_hosts={urlparse(client.base_url).hostname or "slack.com"},
@@ -85,12 +82,4 @@ def _kind_of(body: dict[str, Any]) -> str:
     return str(kind)[:40]
 
 
-def background_executor() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(BACKGROUND_THREADS, thread_name_prefix="dbquery-background")
-
-
-def follow_up_executor() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(FOLLOW_UP_THREADS, thread_name_prefix="dbquery-follow-up")
-
-
-__all__ = ["background_executor", "create_bolt_app", "follow_up_executor"]
+__all__ = ["create_bolt_app"]

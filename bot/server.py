@@ -30,13 +30,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from bot.app import background_executor, create_bolt_app, follow_up_executor
-from bot.context import Services
+from bot.app import create_bolt_app
 from bot.intake import MAX_BODY_BYTES, Answer, admit, bolt_request
 from bot.metrics import CONTENT_TYPE, Metrics, SlackErrorCounter
 from bot.notifier import SlackNotifier
-from bot.policy_events import subscribe_policy_events
+from bot.services import Services, background_executor, follow_up_executor
 from bot.socket_mode import SocketModeReceiver
+from bot.subscriber import SlackSubscriber
 from core.jobs import Worker
 from core.settings import Settings
 from core.wiring import Core, build_core
@@ -84,16 +84,15 @@ def build_runtime(settings: Settings, core: Core | None = None) -> Runtime:
     core = core or build_core(settings)
     metrics = Metrics(core.requests.counts_by_status)
     client = make_web_client(settings, metrics)
-    notifier = SlackNotifier(client, core)
-    worker = Worker(core, notifier, on_finished=metrics.execution_finished)
     services = Services(
         core=core,
-        notifier=notifier,
-        worker=worker,
         background=background_executor(),
         follow_ups=follow_up_executor(),
     )
-    subscribe_policy_events(services)
+    notifier = SlackNotifier(client, core, services.analyses)
+    worker = Worker(core, notifier, on_finished=metrics.execution_finished)
+    worker.subscribe(core.events)
+    core.events.subscribe("slack", SlackSubscriber(notifier, services.follow_ups))
     secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     )

@@ -29,7 +29,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
-from bot.intake import MAX_BODY_BYTES, Malformed, check_socket_payload
+from bot.intake import MAX_BODY_BYTES
+from bot.payloads import Malformed, check_socket_payload
 
 ENVELOPE_THREADS = 32
 # Slack closes a connection it asked the app to leave after a few seconds; this only bounds how

@@ -65,7 +65,7 @@ class Assessment:
 
 @dataclass(frozen=True)
 class PolicyState:
-    """What the approval DM and the card show beyond the request row itself."""
+    """What the surfaces show of a request beyond its row: risk, estimate, steps, schedule."""
 
     risk_level: str | None
     risk_reasons: tuple[str, ...]

@@ -6,8 +6,8 @@ people in its own way: the Slack subscriber posts and updates messages, the web 
 refreshes what a browser shows. Core knows nothing of how anyone is told.
 
 Besides lifecycle events, core publishes PrivateNotice: something one person must hear
-privately on a channel tied to their identity (a one-time sign-in link, a set-password link).
-The Slack subscriber sends it as a DM to the person's linked Slack account.
+privately, through an account tied to their identity (a one-time sign-in link, a set-password
+link). The Slack subscriber sends it privately to the person's linked Slack account.
 
 Handlers run in the publishing thread, in the order they subscribed, so they must be quick:
 a handler that talks to a remote service hands that work to its own pool. A handler that

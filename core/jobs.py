@@ -1,4 +1,11 @@
-"""Scheduled work inside `serve`: dispatch approved requests, deliver outcomes, remind, clean up."""
+"""Scheduled work inside `serve`: dispatch approved requests, deliver outcomes, remind, clean up.
+
+What happens after an approval: the worker hears APPROVED on core.events and wakes its
+dispatcher, which claims the request (published as STARTED), runs it, records the outcome
+(COMPLETED or FAILED) and delivers it to the requester through the outcome-delivery queue. A
+rejection (REJECTED) is delivered through the same queue. Everything else people are told
+follows from the events, by each surface's subscriber.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +21,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from core.errors import InvalidTransition
-from core.notify import Notifier
+from core.events import Event, EventBus, EventKind, LifecycleEvent
+from core.notify import OutcomeDelivery
 from core.records import RequestRecord
 from core.wiring import Core
 from db.locks import Lease
@@ -32,16 +40,19 @@ class Worker:
     def __init__(
         self,
         core: Core,
-        notifier: Notifier,
+        outcomes: OutcomeDelivery,
         *,
         on_finished: Callable[[RequestRecord, float], None] | None = None,
     ) -> None:
         self.core = core
-        self.requests = core.requests
-        self.notifier = notifier
+        self.queue = core.queue
+        self.deliveries = core.deliveries
+        self.outcomes = outcomes
         self.on_finished = on_finished
         size = core.settings.workers
         self.pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="dbquery-exec")
+        # Rejections are delivered here, off the thread that published the decision.
+        self.delivery_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dbquery-deliver")
         # Claim only what a free thread can start now: a claimed row waiting in a queue would
         # be marked interrupted (and never run) if the process died.
         self.slots = threading.BoundedSemaphore(size)
@@ -75,7 +86,7 @@ class Worker:
             id="reminders",
             **common,
         )
-        if self.requests.leases.shared:
+        if self.queue.leases.shared:
             # Another replica may die mid-execution: its leases free up and this one fails them.
             self.scheduler.add_job(
                 _quiet_when_portal_down(self.recover_interrupted),
@@ -107,6 +118,30 @@ class Worker:
         )
         self._dispatcher.start()
 
+    def subscribe(self, events: EventBus) -> Callable[[], None]:
+        """Act on decisions made anywhere: wake on an approval, deliver a rejection."""
+        return events.subscribe("worker", self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        if not isinstance(event, LifecycleEvent):
+            return
+        if event.kind == EventKind.APPROVED:
+            self.wake()
+        elif event.kind == EventKind.REJECTED:
+            self.delivery_pool.submit(self._deliver_quietly, event.request.id)
+
+    def _deliver_quietly(self, request_id: int) -> None:
+        try:
+            self.deliver_outcome_now(request_id)
+        except PORTAL_UNAVAILABLE as exc:
+            # Still queued: retry_deliveries posts it once the portal database answers.
+            log.warning(
+                "delivering a rejection: the portal database did not answer (%s)",
+                type(exc).__name__,
+            )
+        except Exception:
+            log.exception("delivering a rejection failed; it stays queued")
+
     def wake(self) -> None:
         """Run the dispatcher now (after an approval) instead of at its next tick.
 
@@ -122,6 +157,7 @@ class Worker:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=wait)
         self.pool.shutdown(wait=wait)
+        self.delivery_pool.shutdown(wait=wait)
 
     def _dispatch_until_stopped(self) -> None:
         while not self._stopping.is_set():
@@ -137,7 +173,7 @@ class Worker:
             return self.idle.wait_for(lambda: self.running == 0, timeout=timeout)
 
     def recover_interrupted(self) -> int:
-        recovered = self.requests.recover_interrupted()
+        recovered = self.queue.recover_interrupted()
         for request in recovered:
             log.warning("request %s was interrupted (its worker died); marked failed", request.uuid)
             self.deliver_outcome_now(request.id)
@@ -152,7 +188,7 @@ class Worker:
             self.wanted.clear()
             while self.slots.acquire(blocking=False):
                 try:
-                    claimed = self.requests.claim_next_approved()
+                    claimed = self.queue.claim_next_approved()
                 except PORTAL_UNAVAILABLE as exc:
                     # Every tick while the portal database is down: one line, no traceback.
                     self.slots.release()
@@ -182,7 +218,6 @@ class Worker:
     def _execute(self, request: RequestRecord, lease: Lease) -> None:
         began = datetime.now(UTC)
         try:
-            self._safely(self.notifier.execution_started, request)
             try:
                 outcome = self.core.runner.run(request)
                 result_json, error, result_file = (
@@ -198,7 +233,7 @@ class Worker:
                     None,
                 )
             try:
-                finished = self.requests.finish(
+                finished = self.queue.finish(
                     request.id, result_json=result_json, error=error, result_file=result_file
                 )
             finally:
@@ -220,57 +255,51 @@ class Worker:
     # --- outcomes ----------------------------------------------------------------------------
 
     def deliver_outcome_now(self, request_id: int) -> bool:
-        """Post the outcome under the requester's card; a failure stays queued for a retry."""
+        """Deliver the outcome to the requester; a failure stays queued for a retry."""
         try:
-            request, result_file = self.requests.claim_delivery(request_id, DELIVERY_LEASE)
+            request, result_file = self.deliveries.claim(request_id, DELIVERY_LEASE)
         except InvalidTransition:
             return False
         try:
-            self.notifier.deliver_outcome(request, Path(result_file) if result_file else None)
+            self.outcomes.deliver_outcome(request, Path(result_file) if result_file else None)
         except Exception as exc:
             log.warning(
                 "request %s: posting the outcome failed (%s); will retry",
                 request.uuid,
                 type(exc).__name__,
             )
-            self.requests.delivery_done(request_id, error=f"{type(exc).__name__}: {exc}")
+            self.deliveries.done(request_id, error=f"{type(exc).__name__}: {exc}")
             return False
-        self.requests.delivery_done(request_id)
+        self.deliveries.done(request_id)
         return True
 
     def retry_deliveries(self) -> int:
         delivered = 0
-        for request_id in self.requests.undelivered(DELIVERY_LEASE, DELIVERY_MAX_ATTEMPTS):
+        for request_id in self.deliveries.undelivered(DELIVERY_LEASE, DELIVERY_MAX_ATTEMPTS):
             delivered += self.deliver_outcome_now(request_id)
         return delivered
 
     # --- reminders and clean-up ----------------------------------------------------------------
 
     def send_reminders(self) -> int:
+        """Mark the requests due a reminder; core.events tells the approvers (and admins)."""
         settings = self.core.settings
-        due = self.requests.due_reminders(
+        due = self.core.requests.due_reminders(
             timedelta(minutes=settings.remind_after_min),
             timedelta(minutes=settings.escalate_after_min),
         )
-        for request, escalate in due:
-            approvers = self.requests.approvers_for(request)
-            admins = self.requests.admins() if escalate else []
-            self._safely(self.notifier.remind, request, approvers, admins)
         return len(due)
 
     def expire_stale(self) -> int:
-        """Reject requests pending past their policy's expire_after_h, and tell everyone.
+        """Reject requests pending past their policy's expire_after_h (REJECTED tells everyone:
+        this worker delivers the reason, the surfaces update their messages).
 
         Also estimates again the pending requests whose estimate a restart lost."""
-        self.requests.reassess_stale()
-        expired = self.requests.expire_stale()
-        for request in expired:
-            self._safely(self.notifier.request_decided, request)
-            self.deliver_outcome_now(request.id)
-        return len(expired)
+        self.core.requests.reassess_stale()
+        return len(self.core.requests.expire_stale())
 
     def cleanup_tokens(self) -> int:
-        removed = self.requests.expire_tokens()
+        removed = self.core.users.expire_tokens(self.core.queue.clock())
         if removed:
             log.info("removed %d expired token rows", removed)
         return removed

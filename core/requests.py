@@ -1,13 +1,18 @@
-"""The request service: every call is one transaction and every status change one atomic write."""
+"""The request lifecycle: submit, decide, read; and which pending requests are due a reminder.
+
+Submitting and deciding are one transaction each, every status change one conditional write
+(core.request_rows); each publishes its event once it has committed. Reminders take one
+transaction per request due. Claiming and finishing executions is core.queue's; delivering
+outcomes is core.deliveries'.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid as uuid_mod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,19 +21,12 @@ from sqlalchemy.orm import Session
 from core.approvals import ApprovalPolicies, Assessment, PolicyState
 from core.catalogue import Catalogue
 from core.errors import InvalidSubmission, InvalidTransition, NotAllowed, NotFound, NotRegistered
-from core.events import KIND_OF_STATUS, EventBus, EventKind, LifecycleEvent
-from core.lifecycle import (
-    Role,
-    Status,
-    SubmissionType,
-    is_legal,
-    why_cannot_decide,
-    why_cannot_view,
-)
+from core.events import EventBus, EventKind
+from core.lifecycle import Role, Status, SubmissionType, why_cannot_decide, why_cannot_view
 from core.records import RequestRecord, UserRecord
+from core.request_rows import RequestRows, UsesRequestRows, as_uuid, record
 from db import approval_repository as approvals_repo
 from db import repository as repo
-from db.locks import ExecutionLeases, Lease
 from db.models import QueryRequest, User, utcnow
 from db.session import Sessions
 
@@ -36,11 +34,11 @@ log = logging.getLogger("dbquery.requests")
 
 QUERY_MAX_BYTES = 100 * 1024
 SCRIPT_MAX_BYTES = 1024 * 1024
+SCRIPT_TOO_LARGE = "the script is over 1 MB"  # said wherever the size is first known
 COMMENTS_MAX_CHARS = 3_000
 REASON_MAX_CHARS = 3_000
-INTERRUPTED = "interrupted: the worker stopped while this request was executing; it was not re-run"
 # How long submit waits for the cost estimate before it announces the request without it
-# (the estimate then follows as an ASSESSED event); short enough for Slack's 3 s modal ack.
+# (the estimate then follows as an ASSESSED event); short enough for a form's 3 s answer.
 ASSESS_WAIT_S = 1.0
 
 
@@ -56,45 +54,35 @@ class Submission:
     rerun_of: str | None = None  # the uuid of the request this one runs again
 
 
-def _record(row) -> RequestRecord:
-    request, requester, approver = row
-    return RequestRecord.of(request, requester, approver)
-
-
 def _size(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
-class RequestService:
+class RequestService(UsesRequestRows):
+    """The request lifecycle: submit, decide, read, and remind approvers of what waits."""
+
     def __init__(
         self,
         sessions: Sessions,
         catalogue: Catalogue,
         clock: Callable[[], datetime] = utcnow,
         events: EventBus | None = None,
+        *,
+        rows: RequestRows | None = None,
         policies: ApprovalPolicies | None = None,
         assess_wait_s: float = ASSESS_WAIT_S,
     ) -> None:
-        self.sessions = sessions
+        self.rows = rows or RequestRows(sessions, clock, events)
         self.catalogue = catalogue
-        self.clock = clock
-        self.events = events or EventBus()
-        self.leases = ExecutionLeases(sessions.engine)
-        self.policies = policies or ApprovalPolicies(catalogue, None, clock)
+        # The shared clock, read through rows so that a clock set later is the one used.
+        self.policies = policies or ApprovalPolicies(catalogue, None, lambda: self.clock())
         self.assess_wait_s = assess_wait_s
 
     # --- reading -----------------------------------------------------------------------------
 
     def get(self, request_uuid: uuid_mod.UUID | str) -> RequestRecord:
         with self.sessions() as session:
-            return self._load(session, _as_uuid(request_uuid))
-
-    def get_by_id(self, request_id: int) -> RequestRecord:
-        with self.sessions() as session:
-            row = repo.request_by_id_with_people(session, request_id)
-            if row is None:
-                raise NotFound(f"request #{request_id} does not exist")
-            return _record(row)
+            return self.rows.load(session, as_uuid(request_uuid))
 
     def find(self, text: str) -> RequestRecord:
         """A request by its uuid or a unique prefix of it (at least 4 characters)."""
@@ -107,7 +95,7 @@ class RequestService:
             raise NotFound(f"no request starts with {text!r}")
         if len(rows) > 1:
             raise NotFound(f"{text!r} matches more than one request; give more characters")
-        return _record(rows[0])
+        return record(rows[0])
 
     def recent(
         self,
@@ -120,7 +108,7 @@ class RequestService:
             raise InvalidSubmission("status", f"unknown status {status!r}")
         with self.sessions() as session:
             rows = repo.recent_requests(session, user_id=user_id, status=status, limit=limit)
-            return [_record(r) for r in rows]
+            return [record(r) for r in rows]
 
     def pending_for(self, decider: UserRecord, limit: int = 20) -> list[RequestRecord]:
         """Requests waiting for this person's decision (none for developers)."""
@@ -134,7 +122,7 @@ class RequestService:
                 exclude_user=decider.id,
                 limit=limit,
             )
-            return [_record(r) for r in rows]
+            return [record(r) for r in rows]
 
     def approvers_for(self, request: RequestRecord) -> list[UserRecord]:
         """Active managers of the request's pod, or the admins when the pod has none.
@@ -151,10 +139,6 @@ class RequestService:
             if not people:
                 people = [u for u in repo.active_admins(session) if u.id != request.requester.id]
             return [UserRecord.of(u) for u in people]
-
-    def admins(self) -> list[UserRecord]:
-        with self.sessions() as session:
-            return [UserRecord.of(u) for u in repo.active_admins(session)]
 
     def counts_by_status(self) -> dict[str, int]:
         with self.sessions() as session:
@@ -221,13 +205,13 @@ class RequestService:
             )
             if policy is not None:
                 session.expire(row)  # the policy's approval was a direct UPDATE of the row
-                record = _record(repo.request_by_id_with_people(session, row.id))
+                record = self.rows.by_id(session, row.id)
         if policy is not None:
-            # Approved by policy: nobody is asked; the card and the audit line say which.
-            self._announce(EventKind.SUBMITTED, record)
-            self._announce_move(record)
+            # Approved by policy: nobody is asked; the APPROVED event names the policy.
+            self.rows.announce(EventKind.SUBMITTED, record)
+            self.rows.announce_move(record)
         else:
-            self._announce(EventKind.SUBMITTED, record, approvers=self.approvers_for(record))
+            self.rows.announce(EventKind.SUBMITTED, record, approvers=self.approvers_for(record))
         if assessment is None:
             pending_assessment.add_done_callback(
                 lambda done: self._assessed_late(record.id, analysis, done)
@@ -240,7 +224,7 @@ class RequestService:
 
         with self.sessions() as session:
             ids = approvals_repo.unassessed_pending_ids(session, utcnow() - older_than)
-            stale = [_record(repo.request_by_id_with_people(session, i)) for i in ids]
+            stale = [self.rows.by_id(session, i) for i in ids]
         done = []
         for request in stale:
             instance = self.catalogue.instance(request.instance_id)
@@ -270,18 +254,18 @@ class RequestService:
         """Store a pending request's risk and estimate, apply the rules, tell the surfaces."""
         try:
             with self.sessions.begin() as session:
-                record = _record(repo.request_by_id_with_people(session, request_id))
+                record = self.rows.by_id(session, request_id)
                 policy = self.policies.assessed(session, record, analysis, assessment)
-                record = _record(repo.request_by_id_with_people(session, request_id))
+                record = self.rows.by_id(session, request_id)
         except Exception:
             # In the estimate's thread nobody else would see the failure; the request stays
             # pending with no estimate (its approvers are shown so) and is estimated again.
             log.exception("recording the estimate of request #%s failed", request_id)
             return
         if policy is not None:
-            self._announce_move(record)
+            self.rows.announce_move(record)
         else:
-            self._announce(EventKind.ASSESSED, record)
+            self.rows.announce(EventKind.ASSESSED, record)
 
     def _rerun_source_id(self, rerun_of: str | None, requester_id: uuid_mod.UUID) -> int | None:
         if not rerun_of:
@@ -294,7 +278,7 @@ class RequestService:
     def rerun_source(self, request_uuid: uuid_mod.UUID | str, person_id: uuid_mod.UUID):
         """The request to run again, when this person may see it (they submit it as theirs)."""
         with self.sessions() as session:
-            request = self._load(session, _as_uuid(request_uuid))
+            request = self.rows.load(session, as_uuid(request_uuid))
             person = repo.user_by_id(session, person_id)
             if person is None:
                 raise NotRegistered("you are not an active dbquery user; ask an admin to add you")
@@ -309,6 +293,15 @@ class RequestService:
         """Risk, estimate, approval steps and schedule of a request (None before they exist)."""
         with self.sessions() as session:
             return self.policies.state(session, request.id)
+
+    def expire_stale(self) -> list[RequestRecord]:
+        """Reject pending requests past their decision time; tell requester and approvers."""
+        with self.sessions.begin() as session:
+            ids = self.policies.expire_due(session)
+            expired = [self.rows.by_id(session, i) for i in ids]
+        for request in expired:
+            self.rows.announce(EventKind.REJECTED, request, approvers=self.approvers_for(request))
+        return expired
 
     def _resolve_target(self, target: str):
         instance_id, sep, database = (target or "").partition("/")
@@ -332,7 +325,7 @@ class RequestService:
             if not submission.script_filename or submission.script_content is None:
                 raise InvalidSubmission("script", "attach a script file (.sql, .js or .txt)")
             if _size(submission.script_content) > SCRIPT_MAX_BYTES:
-                raise InvalidSubmission("script", "the script is over 1 MB")
+                raise InvalidSubmission("script", SCRIPT_TOO_LARGE)
             if not submission.script_content.strip():
                 raise InvalidSubmission("script", "the script file is empty")
             return submission.script_content, "script"
@@ -354,9 +347,9 @@ class RequestService:
         return self._decide(request_uuid, decider_id, Status.REJECTED, reason)
 
     def check_may_decide(self, request_uuid: uuid_mod.UUID | str, decider_id: uuid_mod.UUID):
-        """Raise NotAllowed/InvalidTransition now (e.g. before opening the reject modal)."""
+        """Raise NotAllowed/InvalidTransition now (e.g. before asking for a rejection's reason)."""
         with self.sessions() as session:
-            request = self._load(session, _as_uuid(request_uuid))
+            request = self.rows.load(session, as_uuid(request_uuid))
             self._authorise(session, request, decider_id)
             if request.status != Status.PENDING:
                 raise _already_decided(request)
@@ -365,7 +358,7 @@ class RequestService:
     def _decide(self, request_uuid, decider_id, to_status: Status, reason: str | None):
         step = None
         with self.sessions.begin() as session:
-            request = self._load(session, _as_uuid(request_uuid))
+            request = self.rows.load(session, as_uuid(request_uuid))
             decider = self._authorise(session, request, decider_id)
             if request.status != Status.PENDING:
                 raise _already_decided(request)
@@ -380,21 +373,17 @@ class RequestService:
                     "rejected_at": now,
                     "rejection_reason": reason,
                 }
-                if not repo.transition(session, request.id, Status.PENDING, to_status, **values):
+                if not self.rows.move(session, request.id, Status.PENDING, to_status, **values):
                     # Nothing was written; reload what the winner wrote, not this session's copy.
                     session.expire_all()
-                    raise _already_decided(self._load(session, request.uuid))
-                repo.add_outcome_delivery(session, request.id, None)
-            decided = _record(repo.request_by_id_with_people(session, request.id))
-            second = (
-                self.policies.second_approvers(session, decided)
-                if step is not None and not step.approved
-                else []
-            )
-        if step is not None and not step.approved:
-            self._announce(EventKind.STEP_APPROVED, decided, approvers=second)
+                    raise _already_decided(self.rows.load(session, request.uuid))
+            decided = self.rows.by_id(session, request.id)
+            waiting = step is not None and not step.approved
+            second = self.policies.second_approvers(session, decided) if waiting else []
+        if waiting:
+            self.rows.announce(EventKind.STEP_APPROVED, decided, approvers=second)
         else:
-            self._announce_move(decided)
+            self.rows.announce_move(decided)
         return decided
 
     def _approve_step(self, session: Session, request: RequestRecord, decider: User):
@@ -404,10 +393,13 @@ class RequestService:
         except (InvalidTransition, NotAllowed):
             # Lost a race (or clicked twice): once the request moved on, say who decided.
             session.expire_all()
-            current = self._load(session, request.uuid)
+            current = self.rows.load(session, request.uuid)
             if current.status != Status.PENDING:
                 raise _already_decided(current) from None
             raise
+
+    def _kind_of(self, request: RequestRecord) -> str | None:
+        return kind_of(self.catalogue, request)
 
     def _authorise(self, session: Session, request: RequestRecord, decider_id) -> User:
         """The decider, when they may decide this request.
@@ -440,181 +432,6 @@ class RequestService:
         group = state.second_approval_group
         return decider.role == Role.MANAGER and decider.pod_id == group
 
-    # --- execution ---------------------------------------------------------------------------
-
-    def claim_next_approved(self) -> tuple[RequestRecord, Lease] | None:
-        """Move the oldest approved request to executing, with the lease its executor holds.
-
-        None when there is nothing to claim. Release the lease once the outcome is recorded.
-        """
-        for _ in range(20):
-            with self._claiming() as claim:
-                now = self.clock()
-                request_id = approvals_repo.next_runnable_approved_id(claim.session, now)
-                if request_id is None:
-                    return None
-                if not self._may_start(claim.session, request_id):
-                    continue  # held (its window closed meanwhile); its next start is stored
-                claim.take(request_id)
-            if claim.won:
-                self._announce_move(claim.won[0])
-                return claim.won
-        return None
-
-    def claim(self, request_uuid: uuid_mod.UUID | str) -> tuple[RequestRecord, Lease]:
-        """Claim one approved request, with its lease; InvalidTransition from any other status."""
-        with self._claiming() as claim:
-            request = self._load(claim.session, _as_uuid(request_uuid))
-            if not is_legal(request.status, Status.EXECUTING):
-                raise InvalidTransition(
-                    f"a {request.status} request cannot become executing", request.status
-                )
-            claim.take(request.id)
-        if claim.won is None:
-            raise InvalidTransition(f"request {request.uuid} changed meanwhile")
-        self._announce_move(claim.won[0])
-        return claim.won
-
-    def _may_start(self, session: Session, request_id: int) -> bool:
-        request = _record(repo.request_by_id_with_people(session, request_id))
-        kind = self._kind_of(request)
-        if kind is None:
-            return True  # the executor fails it with the reason
-        return self.policies.may_claim(session, request, kind)
-
-    def _kind_of(self, request: RequestRecord) -> str | None:
-        """The stored request's kind as its analysis gives it now; None when it no longer parses.
-
-        The text passed the isolated analysis at submit; the executor analyses it in-process
-        the same way before it runs.
-        """
-        from core.analysis import AnalysisError, analyse
-
-        instance = self.catalogue.instance(request.instance_id)
-        try:
-            return analyse(
-                request.database_type,
-                request.content,
-                request.submission_type,
-                allow_server_js=bool(instance and instance.allow_server_js),
-            ).kind
-        except AnalysisError:
-            return None
-
-    def expire_stale(self) -> list[RequestRecord]:
-        """Reject pending requests past their decision time; tell requester and approvers."""
-        with self.sessions.begin() as session:
-            ids = self.policies.expire_due(session)
-            expired = [_record(repo.request_by_id_with_people(session, i)) for i in ids]
-        for request in expired:
-            self._announce(EventKind.REJECTED, request, approvers=self.approvers_for(request))
-        return expired
-
-    @contextmanager
-    def _claiming(self) -> Iterator[_Claim]:
-        """One claim transaction; a lease taken in it is released unless the claim commits."""
-        claim = _Claim(self)
-        try:
-            with self.sessions.begin() as session:
-                claim.session = session
-                yield claim
-        except BaseException:
-            if claim.won:
-                claim.won[1].release()
-            raise
-
-    def finish(
-        self,
-        request_id: int,
-        *,
-        result_json: str | None = None,
-        error: str | None = None,
-        result_file: str | None = None,
-    ) -> RequestRecord:
-        """executing -> completed (with the result summary) or failed (with the error)."""
-        with self.sessions.begin() as session:
-            now = self.clock()
-            to_status = Status.FAILED if error is not None else Status.COMPLETED
-            if not repo.transition(
-                session,
-                request_id,
-                Status.EXECUTING,
-                to_status,
-                execution_result=result_json,
-                execution_error=error,
-                execution_completed_at=now,
-                updated_at=now,
-            ):
-                row = repo.request_by_id_with_people(session, request_id)
-                if row is None:
-                    raise NotFound(f"request #{request_id} does not exist")
-                raise InvalidTransition(
-                    f"request {row[0].uuid} is {row[0].status}, not executing", row[0].status
-                )
-            repo.add_outcome_delivery(session, request_id, result_file)
-            finished = _record(repo.request_by_id_with_people(session, request_id))
-        self._announce_move(finished)
-        return finished
-
-    def recover_interrupted(self) -> list[RequestRecord]:
-        """Fail executions whose process is gone. Never re-run: a write could apply twice.
-
-        Requests another live replica is executing keep their status (their lease is held).
-        """
-        recovered = []
-        with self.sessions() as session:
-            ids = list(repo.executing_ids(session))
-        for request_id in ids:
-            lease = self.leases.try_orphaned(request_id)
-            if lease is None:
-                continue
-            try:
-                recovered.append(self.finish(request_id, error=INTERRUPTED))
-            except InvalidTransition:
-                continue
-            finally:
-                lease.release()
-        return recovered
-
-    def transition(self, request_uuid, to_status: str, **values) -> RequestRecord:
-        """A raw lifecycle step, legal steps only, atomically; it takes no execution lease.
-
-        The worker claims with `claim_next_approved`; this serves tests and repairs.
-        """
-        return self._move(request_uuid, Status(to_status), **values)
-
-    def _move(self, request_uuid, to_status: Status, **values) -> RequestRecord:
-        with self.sessions.begin() as session:
-            request = self._load(session, _as_uuid(request_uuid))
-            if not is_legal(request.status, to_status):
-                raise InvalidTransition(
-                    f"a {request.status} request cannot become {to_status}", request.status
-                )
-            values.setdefault("updated_at", self.clock())
-            if not repo.transition(session, request.id, request.status, to_status, **values):
-                session.expire_all()
-                current = self._load(session, request.uuid)
-                raise InvalidTransition(
-                    f"request {request.uuid} changed to {current.status} meanwhile", current.status
-                )
-            if to_status in (Status.REJECTED, Status.COMPLETED, Status.FAILED):
-                repo.add_outcome_delivery(session, request.id, None)
-            moved = _record(repo.request_by_id_with_people(session, request.id))
-        self._announce_move(moved)
-        return moved
-
-    # --- helpers -----------------------------------------------------------------------------
-
-    def _load(self, session: Session, request_uuid: uuid_mod.UUID) -> RequestRecord:
-        row = repo.request_with_people(session, request_uuid)
-        if row is None:
-            raise NotFound(f"request {request_uuid} does not exist")
-        return _record(row)
-
-    def expire_tokens(self) -> int:
-        with self.sessions.begin() as session:
-            return repo.delete_expired_tokens(session, self.clock())
-
     def due_reminders(
         self, remind_after: timedelta, escalate_after: timedelta
     ) -> list[tuple[RequestRecord, bool]]:
@@ -625,7 +442,7 @@ class RequestService:
         now = self.clock()
         due = []
         with self.sessions() as session:
-            candidates = [_record(r) for r in repo.pending_older_than(session, now - remind_after)]
+            candidates = [record(r) for r in repo.pending_older_than(session, now - remind_after)]
         for request in candidates:
             with self.sessions.begin() as session:
                 state = repo.reminder_state_for_update(session, request.id)
@@ -639,93 +456,39 @@ class RequestService:
                     state.escalated_at = now
             due.append((request, escalate))
             approvers = tuple(self.approvers_for(request))
-            self._announce(EventKind.REMINDED, request, approvers, at=now)
+            self.rows.announce(EventKind.REMINDED, request, approvers, at=now)
             if escalate:
-                self._announce(EventKind.ESCALATED, request, approvers, tuple(self.admins()), now)
+                with self.sessions() as session:
+                    admins = tuple(UserRecord.of(u) for u in repo.active_admins(session))
+                self.rows.announce(EventKind.ESCALATED, request, approvers, admins, now)
         return due
 
-    # --- events ------------------------------------------------------------------------------
 
-    def _announce(
-        self,
-        kind: EventKind,
-        request: RequestRecord,
-        approvers: tuple[UserRecord, ...] | list[UserRecord] = (),
-        admins: tuple[UserRecord, ...] = (),
-        at: datetime | None = None,
-    ) -> None:
-        """Publish what a committed transaction did; call only once it has committed."""
-        at = at or request.updated_at or request.created_at
-        event = LifecycleEvent(kind, request, at, tuple(approvers), admins)
-        self.events.publish(event)
+def kind_of(catalogue: Catalogue, request: RequestRecord) -> str | None:
+    """A stored request's kind as its analysis gives it now; None when it no longer parses.
 
-    def _announce_move(self, request: RequestRecord) -> None:
-        self._announce(KIND_OF_STATUS[request.status], request)
+    The text passed the isolated analysis at submit; the executor analyses it in-process the
+    same way before it runs.
+    """
+    from core.analysis import AnalysisError, analyse
 
-    # --- outcome delivery --------------------------------------------------------------------
-
-    def claim_delivery(self, request_id: int, lease: timedelta) -> tuple[RequestRecord, str | None]:
-        """The request and its result file when this caller may post its outcome now.
-
-        Raises InvalidTransition when it was delivered already or another attempt is under way.
-        """
-        now = self.clock()
-        with self.sessions.begin() as session:
-            if not repo.claim_delivery_attempt(
-                session, request_id, now=now, started_before=now - lease
-            ):
-                raise InvalidTransition("the outcome is delivered or being delivered")
-            delivery = repo.outcome_delivery(session, request_id)
-            record = _record(repo.request_by_id_with_people(session, request_id))
-            return record, delivery.result_file
-
-    def delivery_done(self, request_id: int, error: str | None = None) -> None:
-        with self.sessions.begin() as session:
-            delivery = repo.outcome_delivery(session, request_id)
-            if error is None:
-                delivery.delivered_at = self.clock()
-                delivery.last_error = None
-            else:
-                # attempt_started_at stays: the lease doubles as the wait before the next retry.
-                delivery.last_error = error[:1000]
-
-    def undelivered(self, lease: timedelta, max_attempts: int) -> list[int]:
-        with self.sessions() as session:
-            return list(
-                repo.undelivered_outcomes(
-                    session, max_attempts=max_attempts, started_before=self.clock() - lease
-                )
-            )
+    instance = catalogue.instance(request.instance_id)
+    try:
+        return analyse(
+            request.database_type,
+            request.content,
+            request.submission_type,
+            allow_server_js=bool(instance and instance.allow_server_js),
+        ).kind
+    except AnalysisError:
+        return None
 
 
-class _Claim:
-    """approved -> executing for one request id inside a claim transaction."""
-
-    def __init__(self, service: RequestService) -> None:
-        self.service = service
-        self.session: Session
-        self.won: tuple[RequestRecord, Lease] | None = None
-
-    def take(self, request_id: int) -> None:
-        # Taken before the claim commits: nobody can see this row executing unleased.
-        lease = self.service.leases.acquire(request_id)
-        try:
-            now = self.service.clock()
-            if repo.transition(
-                self.session,
-                request_id,
-                Status.APPROVED,
-                Status.EXECUTING,
-                execution_started_at=now,
-                updated_at=now,
-            ):
-                record = _record(repo.request_by_id_with_people(self.session, request_id))
-                self.won = (record, lease)
-                return
-        except BaseException:
-            lease.release()
-            raise
-        lease.release()
+def _within(pending: Future[Assessment], wait_s: float) -> Assessment | None:
+    try:
+        return pending.result(timeout=wait_s)
+    except FutureTimeout:
+        return None
 
 
 def _already_decided(request: RequestRecord) -> InvalidTransition:
@@ -740,20 +503,4 @@ def _already_decided(request: RequestRecord) -> InvalidTransition:
     return InvalidTransition(text, request.status)
 
 
-def _within(pending: Future[Assessment], wait_s: float) -> Assessment | None:
-    try:
-        return pending.result(timeout=wait_s)
-    except FutureTimeout:
-        return None
-
-
-def _as_uuid(value: uuid_mod.UUID | str) -> uuid_mod.UUID:
-    if isinstance(value, uuid_mod.UUID):
-        return value
-    try:
-        return uuid_mod.UUID(str(value).strip())
-    except ValueError:
-        raise NotFound(f"{value!r} is not a request id") from None
-
-
-__all__ = ["RequestService", "Submission", "INTERRUPTED"]
+__all__ = ["RequestService", "Submission"]

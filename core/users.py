@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -14,11 +15,16 @@ from core.errors import InvalidSubmission, NotFound, NotRegistered
 from core.lifecycle import Role
 from core.records import UserRecord
 from db import repository as repo
-from db.models import User
+from db.models import User, utcnow
 from db.session import Sessions
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+NOT_REGISTERED = (
+    "You are not registered in dbquery. Ask a dbquery admin to add you "
+    "(`dbquery users add --email <your Slack email> ...`)."
+)
+DEACTIVATED = "Your dbquery account is deactivated. Ask a dbquery admin to reactivate it."
 
 
 class UserService:
@@ -56,6 +62,15 @@ class UserService:
             session.flush()
             return UserRecord.of(user)
 
+    def admins(self) -> list[UserRecord]:
+        with self.sessions() as session:
+            return [UserRecord.of(u) for u in repo.active_admins(session)]
+
+    def expire_tokens(self, now: datetime | None = None) -> int:
+        """Delete the sign-in token rows that have expired; returns how many."""
+        with self.sessions.begin() as session:
+            return repo.delete_expired_tokens(session, now or utcnow())
+
     def list(self) -> list[UserRecord]:
         with self.sessions() as session:
             return [UserRecord.of(u) for u in repo.all_users(session)]
@@ -88,23 +103,29 @@ class UserService:
         """
         user = self.by_slack_id(slack_user_id)
         if user is None:
-            email = email_of(slack_user_id)
-            if email:
-                with self.sessions.begin() as session:
-                    row = repo.user_by_email(session, email)
-                    if row is not None and row.slack_user_id in (None, slack_user_id):
-                        row.slack_user_id = slack_user_id
-                        session.flush()
-                        user = UserRecord.of(row)
+            user = self.link_by_email(slack_user_id, email_of(slack_user_id))
+        return self.active(user)
+
+    def link_by_email(self, slack_user_id: str, email: str | None) -> UserRecord | None:
+        """The user with this email, now linked to the Slack user; None when nobody fits (no
+        such email, or it is linked to another Slack user already)."""
+        if not email:
+            return None
+        with self.sessions.begin() as session:
+            row = repo.user_by_email(session, email)
+            if row is None or row.slack_user_id not in (None, slack_user_id):
+                return None
+            row.slack_user_id = slack_user_id
+            session.flush()
+            return UserRecord.of(row)
+
+    @staticmethod
+    def active(user: UserRecord | None) -> UserRecord:
+        """`user` when they may use dbquery; NotRegistered saying why not otherwise."""
         if user is None:
-            raise NotRegistered(
-                "You are not registered in dbquery. Ask a dbquery admin to add you "
-                "(`dbquery users add --email <your Slack email> ...`)."
-            )
+            raise NotRegistered(NOT_REGISTERED)
         if not user.is_active:
-            raise NotRegistered(
-                "Your dbquery account is deactivated. Ask a dbquery admin to reactivate it."
-            )
+            raise NotRegistered(DEACTIVATED)
         return user
 
     @contextmanager

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Engine
 
 from core.approvals import ApprovalPolicies
 from core.catalogue import Catalogue, load_catalogue
+from core.deliveries import OutcomeDeliveries
 from core.errors import ConfigError
 from core.events import EventBus
 from core.execution import ExecutionRunner
+from core.queue import ExecutionQueue
+from core.request_rows import RequestRows
 from core.requests import RequestService
 from core.secrets import SecretStore
 from core.settings import Settings
@@ -27,14 +32,20 @@ class Core:
     catalogue: Catalogue
     engine: Engine
     sessions: Sessions
-    requests: RequestService
+    requests: RequestService  # the lifecycle: submit, decide, read
+    queue: ExecutionQueue  # claim, finish, recover executions
+    deliveries: OutcomeDeliveries
     users: UserService
     secrets: SecretStore
     runner: ExecutionRunner
     events: EventBus
 
 
-def build_core(settings: Settings, catalogue: Catalogue | None = None) -> Core:
+def build_core(
+    settings: Settings,
+    catalogue: Catalogue | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> Core:
     catalogue = catalogue or load_catalogue(settings.config_path)
     try:
         engine = make_engine(settings.database_url)
@@ -51,17 +62,17 @@ def build_core(settings: Settings, catalogue: Catalogue | None = None) -> Core:
     sessions = make_session_factory(engine)
     secrets = SecretStore()
     events = EventBus()
+    rows = RequestRows(sessions, clock, events)
+    # Read through rows, so a clock set on the services later is the one policies use too.
+    policies = ApprovalPolicies(catalogue, secrets, lambda: rows.clock())
     return Core(
         settings=settings,
         catalogue=catalogue,
         engine=engine,
         sessions=sessions,
-        requests=RequestService(
-            sessions,
-            catalogue,
-            events=events,
-            policies=ApprovalPolicies(catalogue, secrets, utcnow),
-        ),
+        requests=RequestService(sessions, catalogue, rows=rows, policies=policies),
+        queue=ExecutionQueue(rows, policies),
+        deliveries=OutcomeDeliveries(rows),
         users=UserService(sessions, catalogue),
         secrets=secrets,
         runner=ExecutionRunner(

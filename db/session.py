@@ -76,13 +76,14 @@ def _set_wal(cur) -> None:
 
 def _sqlite_begin_immediate(conn) -> None:
     # Reads start deferred so they never queue behind writers (WAL lets them run alongside).
-    if conn.get_execution_options().get(READ_ONLY_OPTION):
+    if conn.get_execution_options().get(SQLITE_DEFERRED_BEGIN):
         conn.exec_driver_sql("BEGIN")
     else:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-READ_ONLY_OPTION = "dbquery_reads"
+# Set on the read sessions: on SQLite their transactions BEGIN deferred; elsewhere it does nothing.
+SQLITE_DEFERRED_BEGIN = "dbquery_reads"
 PORTAL_CONNECT_TIMEOUT_S = 5
 
 
@@ -97,7 +98,7 @@ class Sessions:
         self.engine = engine
         self._writes = sessionmaker(engine, expire_on_commit=False)
         self._reads = sessionmaker(
-            engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
+            engine.execution_options(**{SQLITE_DEFERRED_BEGIN: True}), expire_on_commit=False
         )
 
     def begin(self):

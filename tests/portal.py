@@ -10,6 +10,7 @@ Test modules build their own fixtures from these functions, e.g.::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,8 +20,11 @@ from typing import Any
 from sqlalchemy import Engine, inspect
 
 from core.catalogue import Catalogue
-from core.lifecycle import Status
+from core.errors import InvalidTransition
+from core.lifecycle import Status, is_legal
+from core.queue import ExecutionQueue
 from core.records import RequestRecord, UserRecord
+from core.request_rows import RequestRows
 from core.requests import RequestService, Submission
 from core.users import UserService
 from db.migrate import migrate
@@ -183,5 +187,34 @@ def submit_query(
 def bring_to(requests: RequestService, request: RequestRecord, status: str) -> RequestRecord:
     """Walk a pending request along the legal steps until it has `status`."""
     for step in PATH_TO[Status(status)]:
-        request = requests.transition(request.uuid, step)
+        request = move(requests, request, step)
     return request
+
+
+def move(requests: RequestService, request: RequestRecord, to_status: str) -> RequestRecord:
+    """One raw lifecycle step, legal steps only, through the conditional write every service
+    uses (it takes no lease and records no decider: tests reach a status without ceremony)."""
+    rows = requests.rows
+    with rows.sessions.begin() as session:
+        current = rows.load(session, request.uuid)
+        if not is_legal(current.status, Status(to_status)):
+            raise InvalidTransition(
+                f"a {current.status} request cannot become {to_status}", current.status
+            )
+        if not rows.move(
+            session, current.id, current.status, Status(to_status), updated_at=rows.clock()
+        ):
+            raise InvalidTransition(f"request {current.uuid} changed meanwhile", current.status)
+        moved = rows.by_id(session, current.id)
+    rows.announce_move(moved)
+    return moved
+
+
+@functools.cache
+def _queue_over(rows: RequestRows) -> ExecutionQueue:
+    return ExecutionQueue(rows)
+
+
+def queue_of(requests: RequestService) -> ExecutionQueue:
+    """The execution queue sharing `requests`' clock and events (one per service)."""
+    return _queue_over(requests.rows)

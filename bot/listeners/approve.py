@@ -17,12 +17,14 @@ from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.context import PORTAL_DOWN, PORTAL_UNAVAILABLE, Services, portal_user, reply_privately
+from bot.errors import ANSWERABLE, field_errors, tell_privately
 from bot.listeners.home import publish_home
+from bot.middleware import portal_user
+from bot.replies import reply_privately
+from bot.services import Services
 from bot.views.approval import APPROVE_ACTION, REJECT_ACTION
 from bot.views.reject import REASON_BLOCK, REJECT_CALLBACK, reject_modal
-from core.errors import DbqueryError, InvalidSubmission
-from core.lifecycle import Status
+from core.errors import InvalidSubmission
 from core.records import RequestRecord, UserRecord
 
 log = logging.getLogger("dbquery.bot.approve")
@@ -64,31 +66,20 @@ def register(app: App, services: Services) -> None:
         ) -> None:
             try:
                 request = decide(request_uuid, user.id)
-            except DbqueryError as exc:
-                reply_privately(client, respond, user.slack_user_id or "", {"text": exc.message})
-                return
-            except PORTAL_UNAVAILABLE as exc:
-                log.warning(
-                    "%s: the portal database did not answer (%s)", action_id, type(exc).__name__
-                )
-                reply_privately(client, respond, user.slack_user_id or "", {"text": PORTAL_DOWN})
+            except ANSWERABLE as exc:
+                tell_privately(client, respond, user, exc, action_id)
                 return
             then(request, user, body, client, respond)
 
         app.action(action_id)(clicked)
 
-    def announce_approval(
+    def refresh_home_after_approval(
         request: RequestRecord,
         user: UserRecord,
         body: dict[str, Any],
         client: WebClient,
         respond: Respond,
     ) -> None:
-        if request.status == Status.PENDING:
-            # Step 1 of 2: core's STEP_APPROVED event updates the DMs and asks for step 2.
-            return
-        services.worker.wake()
-        services.notifier.request_decided(request)
         if clicked_in_home(body):
             publish_home(client, services, user)
 
@@ -111,7 +102,7 @@ def register(app: App, services: Services) -> None:
 
     # Approving is the decision itself; rejecting first asks for a reason in a modal, so the
     # button only checks that the person may decide.
-    on_decision_button(APPROVE_ACTION, core.requests.approve, announce_approval)
+    on_decision_button(APPROVE_ACTION, core.requests.approve, refresh_home_after_approval)
     on_decision_button(REJECT_ACTION, core.requests.check_may_decide, ask_for_reason)
 
     @app.view(REJECT_CALLBACK)
@@ -124,23 +115,12 @@ def register(app: App, services: Services) -> None:
     ) -> None:
         user = portal_user(context)
         try:
-            request = core.requests.reject(
-                view.get("private_metadata") or "", user.id, reason_of(view)
-            )
-        except DbqueryError as exc:  # InvalidSubmission (no reason), NotAllowed, raced
-            ack(response_action="errors", errors={REASON_BLOCK: exc.message})
-            return
-        except PORTAL_UNAVAILABLE as exc:
-            log.warning("rejecting: the portal database did not answer (%s)", type(exc).__name__)
-            ack(response_action="errors", errors={REASON_BLOCK: PORTAL_DOWN})
+            core.requests.reject(view.get("private_metadata") or "", user.id, reason_of(view))
+        except ANSWERABLE as exc:  # no reason, not allowed, decided meanwhile, database down
+            ack(response_action="errors", errors=field_errors(exc, "rejecting", (), REASON_BLOCK))
             return
         ack()
-        services.after_ack(REJECT_CALLBACK, announce_rejection, request, user, client)
-
-    def announce_rejection(request: RequestRecord, user: UserRecord, client: WebClient) -> None:
-        services.notifier.request_decided(request)
-        services.worker.deliver_outcome_now(request.id)
-        publish_home(client, services, user)
+        services.after_ack(REJECT_CALLBACK, publish_home, client, services, user)
 
 
 def reason_of(view: dict[str, Any]) -> str:

@@ -15,12 +15,13 @@ from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.context import PORTAL_DOWN, PORTAL_UNAVAILABLE, Services, analyses_for, portal_user
-from bot.intake import COMMAND
+from bot.errors import ANSWERABLE, as_message
 from bot.listeners.rerun import open_rerun_modal
+from bot.middleware import portal_user
+from bot.payloads import COMMAND
+from bot.services import Services
 from bot.views.commands import help_text, pending_message, request_list_message, status_message
 from bot.views.submit import submit_modal
-from core.errors import DbqueryError
 from core.lifecycle import why_cannot_view
 from core.records import RequestRecord, UserRecord
 
@@ -65,7 +66,7 @@ def register(app: App, services: Services) -> None:
             return status_of(user, core.requests.find(argument))
         if subcommand == "pending":
             waiting = core.requests.pending_for(user, limit=PENDING_LIMIT)
-            return pending_message(waiting, analyses_for(waiting))
+            return pending_message(waiting, services.analyses.of_each(waiting))
         return {"text": help_text()}
 
     @app.command(COMMAND)
@@ -117,15 +118,8 @@ def register(app: App, services: Services) -> None:
     def text_answer(user: UserRecord, subcommand: str, argument: str) -> dict[str, Any]:
         try:
             return answer(user, subcommand, argument)
-        except DbqueryError as exc:
-            return {"text": exc.message}
-        except PORTAL_UNAVAILABLE as exc:
-            log.warning(
-                "/dbquery %s: the portal database did not answer (%s)",
-                subcommand,
-                type(exc).__name__,
-            )
-            return {"text": PORTAL_DOWN}
+        except ANSWERABLE as exc:
+            return as_message(exc, f"/dbquery {subcommand}")
 
     def answer_later(user: UserRecord, subcommand: str, argument: str, respond: Respond) -> None:
         respond(**text_answer(user, subcommand, argument), response_type="ephemeral")

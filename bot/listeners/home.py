@@ -9,7 +9,8 @@ from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.context import Services, analyses_for, portal_user
+from bot.middleware import portal_user
+from bot.services import Services
 from bot.views.home import home_view
 from core.records import UserRecord
 
@@ -26,7 +27,7 @@ def publish_home(client: WebClient, services: Services, user: UserRecord) -> Non
     requests = services.core.requests
     mine = requests.recent(user_id=user.id, limit=MINE_LIMIT)
     waiting = requests.pending_for(user, limit=WAITING_LIMIT)
-    view = home_view(user, mine, waiting, analyses_for(waiting))
+    view = home_view(user, mine, waiting, services.analyses.of_each(waiting))
     try:
         client.views_publish(user_id=user.slack_user_id, view=view)
     except SlackApiError as exc:

@@ -11,10 +11,12 @@ from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.context import Services, portal_user, reply_privately
+from bot.errors import ANSWERABLE, explain
+from bot.middleware import portal_user
+from bot.replies import reply_privately
+from bot.services import Services
 from bot.views.policy import RERUN_ACTION
 from bot.views.submit import rerun_refusal, submit_modal
-from core.errors import DbqueryError
 from core.records import UserRecord
 
 log = logging.getLogger("dbquery.bot.rerun")
@@ -32,8 +34,8 @@ def open_rerun_modal(
             else core.requests.get(request_id)
         )
         request = core.requests.rerun_source(request.uuid, user.id)
-    except DbqueryError as exc:
-        return exc.message
+    except ANSWERABLE as exc:
+        return explain(exc, RERUN_ACTION)
     refusal = rerun_refusal(request)
     if refusal:
         return refusal

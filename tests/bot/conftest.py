@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,6 @@ import uvicorn
 import yaml
 
 from bot.server import Runtime, build_runtime, create_http_app
-from core.approvals import ApprovalPolicies
-from core.requests import RequestService
 from core.settings import Settings
 from core.wiring import Core, build_core
 from db.migrate import migrate
@@ -400,12 +398,7 @@ def start_server(
     catalogue = write_catalogue(workdir / "dbquery.yml", target_db, mongo, extra_instances)
     settings = make_settings(portal_url, catalogue, workdir / "results", fake)
     clock = Clock()
-    core = build_core(settings)
-    policies = ApprovalPolicies(core.catalogue, core.secrets, clock)
-    requests = RequestService(
-        core.sessions, core.catalogue, clock=clock, events=core.events, policies=policies
-    )
-    core = replace(core, requests=requests)
+    core = build_core(settings, clock=clock)
     seed_people(core)
     runtime = build_runtime(settings, core)
     app = create_http_app(core, runtime.bolt_app, runtime.worker, metrics=runtime.metrics)

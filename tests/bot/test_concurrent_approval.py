@@ -12,8 +12,8 @@ import uuid
 
 import psycopg
 
+from bot.messages import MessageRefs
 from core.lifecycle import Status
-from core.messages import MessageRefs
 from tests.bot.conftest import BotServer, query_form, wait_until
 from tests.conftest import pg_url_for
 

@@ -27,34 +27,55 @@ ANSWER_WITHIN_S = 5
 
 PG = "pg-shop/{db}"
 MONGO = "mongo-events/events"
+# The start of each answer: the sandbox's own where a parser meets its limits, else the bounded
+# refusal the MongoDB parser gives itself.
+TOO_COMPLEX = "too complex to check: "
+TOO_LONG = "number too long"
 
 SCRIPT_PROBES = [
-    pytest.param(PG, "plus.sql", "SELECT " + "+".join(["1"] * 25_000), id="sql-25000-terms"),
-    pytest.param(PG, "plus.sql", "SELECT " + "+".join(["1"] * 3_000), id="sql-3000-terms"),
-    pytest.param(PG, "parens.sql", "SELECT " + "(" * 20_000 + "1" + ")" * 20_000, id="sql-parens"),
+    pytest.param(
+        PG, "plus.sql", "SELECT " + "+".join(["1"] * 25_000), TOO_COMPLEX, id="sql-25000-terms"
+    ),
+    pytest.param(
+        PG, "plus.sql", "SELECT " + "+".join(["1"] * 3_000), TOO_COMPLEX, id="sql-3000-terms"
+    ),
+    pytest.param(
+        PG,
+        "parens.sql",
+        "SELECT " + "(" * 20_000 + "1" + ")" * 20_000,
+        TOO_COMPLEX,
+        id="sql-parens",
+    ),
     pytest.param(
         MONGO,
         "nested.js",
         "db.c.find({a: " + "NumberInt(" * 10_000 + "1" + ")" * 10_000 + "})",
+        TOO_COMPLEX,
         id="js-numberint-10000-deep",
     ),
-    pytest.param(MONGO, "digits.js", "db.c.find({a: " + "9" * 5_000 + "})", id="js-5000-digits"),
+    pytest.param(
+        MONGO, "digits.js", "db.c.find({a: " + "9" * 5_000 + "})", TOO_LONG, id="js-5000-digits"
+    ),
     pytest.param(
         MONGO,
         "decimal.js",
         "db.c.find({a: NumberDecimal('" + "9" * 100_000 + "')})",
+        "expected a decimal number",
         id="js-decimal-100000",
     ),
 ]
 
 # The query field holds at most 3,000 characters: the same shapes, as large as fits.
 QUERY_PROBES = [
-    pytest.param(PG, "SELECT " + "+".join(["1"] * 1_400), id="sql-1400-terms"),
-    pytest.param(PG, "SELECT " + "(" * 1_400 + "1" + ")" * 1_400, id="sql-parens"),
+    pytest.param(PG, "SELECT " + "+".join(["1"] * 1_400), TOO_COMPLEX, id="sql-1400-terms"),
+    pytest.param(PG, "SELECT " + "(" * 1_400 + "1" + ")" * 1_400, TOO_COMPLEX, id="sql-parens"),
     pytest.param(
-        MONGO, "db.c.find({a: " + "NumberInt(" * 250 + "1" + ")" * 250 + "})", id="js-numberint"
+        MONGO,
+        "db.c.find({a: " + "NumberInt(" * 250 + "1" + ")" * 250 + "})",
+        "values nest too deeply",
+        id="js-numberint",
     ),
-    pytest.param(MONGO, "db.c.find({a: " + "9" * 2_900 + "})", id="js-2900-digits"),
+    pytest.param(MONGO, "db.c.find({a: " + "9" * 2_900 + "})", TOO_LONG, id="js-2900-digits"),
 ]
 
 
@@ -107,7 +128,7 @@ def target_of(template: str, target_database: str) -> str:
     return template.format(db=target_database)
 
 
-@pytest.mark.parametrize(("target", "name", "content"), SCRIPT_PROBES)
+@pytest.mark.parametrize(("target", "name", "content", "answer"), SCRIPT_PROBES)
 def test_crash_script_gets_a_field_error_and_serve_stays_up(
     served: Served,
     fake_slack: FakeSlack,
@@ -115,6 +136,7 @@ def test_crash_script_gets_a_field_error_and_serve_stays_up(
     target: str,
     name: str,
     content: str,
+    answer: str,
 ) -> None:
     sender = SlackSender(served.url, fake_slack)
     attached = fake_slack.add_file(name, content.encode())
@@ -125,13 +147,18 @@ def test_crash_script_gets_a_field_error_and_serve_stays_up(
     assert time.monotonic() - started < ANSWER_WITHIN_S
     field, message = field_error(response)
     assert field == "script"
-    assert message.startswith("too complex to check: ")
+    assert message.startswith(answer)
     assert_still_serving(served)
 
 
-@pytest.mark.parametrize(("target", "content"), QUERY_PROBES)
+@pytest.mark.parametrize(("target", "content", "answer"), QUERY_PROBES)
 def test_crash_query_gets_a_field_error_and_serve_stays_up(
-    served: Served, fake_slack: FakeSlack, target_database: str, target: str, content: str
+    served: Served,
+    fake_slack: FakeSlack,
+    target_database: str,
+    target: str,
+    content: str,
+    answer: str,
 ) -> None:
     sender = SlackSender(served.url, fake_slack)
     started = time.monotonic()
@@ -141,7 +168,7 @@ def test_crash_query_gets_a_field_error_and_serve_stays_up(
     assert time.monotonic() - started < ANSWER_WITHIN_S
     field, message = field_error(response)
     assert field == "query"
-    assert message.startswith("too complex to check: ")
+    assert message.startswith(answer)
     assert_still_serving(served)
 
 

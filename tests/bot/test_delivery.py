@@ -96,9 +96,9 @@ def finished(
 ) -> RequestRecord:
     """Approved, claimed and completed with `summary`, its outcome queued for delivery."""
     side.core.requests.approve(request.uuid, side.mo.id)
-    claimed, lease = side.core.requests.claim(request.uuid)
+    claimed, lease = side.core.queue.claim(request.uuid)
     try:
-        return side.core.requests.finish(
+        return side.core.queue.finish(
             claimed.id,
             result_json=json.dumps(summary),
             result_file=str(result_file) if result_file else None,
@@ -193,10 +193,10 @@ def test_racing_notifications_never_show_an_older_state_on_the_card(side: SlackS
     side.core.requests.approve(request.uuid, side.mo.id)
     records.append(side.core.requests.get(request.uuid))
     notify_all_so_far()
-    claimed, lease = side.core.requests.claim(request.uuid)
+    claimed, lease = side.core.queue.claim(request.uuid)
     records.append(claimed)
     notify_all_so_far()
-    records.append(side.core.requests.finish(claimed.id, result_json='{"row_count": 0}'))
+    records.append(side.core.queue.finish(claimed.id, result_json='{"row_count": 0}'))
     lease.release()
     notify_all_so_far()
     for thread in threads:

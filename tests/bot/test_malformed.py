@@ -26,7 +26,8 @@ from slack_bolt.request.payload_utils import (
     to_view,
 )
 
-from bot.intake import Answer, Malformed, bolt_request, parse_envelope
+from bot.intake import Answer, bolt_request, parse_envelope
+from bot.payloads import Malformed
 from tests.bot.conftest import SIGNING_SECRET, BotServer, query_form, sign
 
 FORM = "application/x-www-form-urlencoded"
@@ -354,7 +355,7 @@ EVENTS = st.fixed_dictionaries(
 def test_whatever_the_intake_admits_bolt_can_read():
     seen: Counter[str] = Counter()
 
-    @settings(max_examples=600, derandomize=True, database=None, deadline=None)
+    @settings(max_examples=1_000, derandomize=True, database=None, deadline=None)
     @given(payload=st.one_of(INTERACTIONS, EVENTS))
     def admitted_payloads_parse_in_bolt(payload: dict[str, Any]) -> None:
         if payload.get("type") == "event_callback" or "event" in payload:

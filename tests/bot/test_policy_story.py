@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from bot.messages import MessageRefs
 from core.lifecycle import Status
-from core.messages import MessageRefs
 from core.records import RequestRecord
 from tests.bot.conftest import (
     AUDIT_CHANNEL,

@@ -15,9 +15,9 @@ import psycopg
 import pytest
 from sqlalchemy import update
 
+from bot.messages import MessageRefs
 from bot.notifier import SlackNotifier
 from core.lifecycle import Status
-from core.messages import MessageRefs
 from core.records import RequestRecord
 from db import repository as repo
 from db.models import OutcomeDelivery, User

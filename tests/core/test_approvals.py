@@ -18,7 +18,9 @@ from core.analysis import analyse
 from core.approvals import ApprovalPolicies, StepOutcome
 from core.errors import InvalidSubmission, InvalidTransition, NotAllowed
 from core.events import EventBus, EventKind, LifecycleEvent
+from core.queue import ExecutionQueue
 from core.records import RequestRecord, UserRecord
+from core.request_rows import RequestRows
 from core.requests import RequestService, Submission
 from core.secrets import SecretStore
 from core.users import UserService
@@ -88,6 +90,7 @@ class Portal:
     target: str
     second_admin: UserRecord
     events: list[LifecycleEvent]
+    queue: ExecutionQueue
 
     def submit(
         self,
@@ -122,7 +125,7 @@ class Portal:
     def claim_all(self) -> list[int]:
         """Claim every request the worker may start now (other tests' leftovers included)."""
         claimed = []
-        while (won := self.requests.claim_next_approved()) is not None:
+        while (won := self.queue.claim_next_approved()) is not None:
             won[1].release()
             claimed.append(won[0].id)
         return claimed
@@ -142,9 +145,8 @@ def portal(request, make_pg_database, tmp_path_factory, target_db) -> Iterator[P
     bus.subscribe("test", events.append)
     policies = ApprovalPolicies(catalogue, SecretStore(), clock)
     # A generous wait: these tests read the estimate's outcome right after submitting.
-    requests = RequestService(
-        sessions, catalogue, clock, events=bus, policies=policies, assess_wait_s=30
-    )
+    rows = RequestRows(sessions, clock, bus)
+    requests = RequestService(sessions, catalogue, rows=rows, policies=policies, assess_wait_s=30)
     users = UserService(sessions, catalogue)
     people = add_people(users)
     second_admin = users.add(email="bea@example.com", name="Bea Admin", role="admin", pod=None)
@@ -157,6 +159,7 @@ def portal(request, make_pg_database, tmp_path_factory, target_db) -> Iterator[P
         target=target_db,
         second_admin=second_admin,
         events=events,
+        queue=ExecutionQueue(rows, policies),
     )
     sessions.engine.dispose()
 

@@ -23,6 +23,7 @@ from tests.portal import (
     dispose,
     fresh_portal_url,
     portal_services,
+    queue_of,
     submit_query,
 )
 
@@ -145,7 +146,7 @@ def test_two_workers_claim_each_approved_request_exactly_once(portal):
 
     def claim_until_none(service: RequestService) -> list[RequestRecord]:
         claimed = []
-        while (claim := service.claim_next_approved()) is not None:
+        while (claim := queue_of(service).claim_next_approved()) is not None:
             record, lease = claim
             lease.release()
             claimed.append(record)

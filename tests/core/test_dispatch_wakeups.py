@@ -40,7 +40,7 @@ def test_a_burst_of_wake_ups_logs_nothing_and_runs_each_request_once(
 ):
     core = make_core(portal_url, target_db, tmp_path, monkeypatch, workers=2)
     dev, boss = people(core)
-    notifier = RecordingNotifier()
+    notifier = RecordingNotifier(core)
     worker = Worker(core, notifier)
     caplog.set_level(logging.WARNING)
     worker.start()

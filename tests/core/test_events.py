@@ -20,6 +20,7 @@ from tests.portal import (
     dispose,
     fresh_portal_url,
     make_catalogue,
+    queue_of,
     submit_query,
 )
 
@@ -62,18 +63,18 @@ def test_every_move_is_heard_once_in_order_after_it_committed(services) -> None:
 
     done = submit_query(requests, people.developer)
     requests.approve(done.uuid, people.manager.id)
-    claimed, lease = requests.claim_next_approved()
+    claimed, lease = queue_of(requests).claim_next_approved()
     lease.release()
-    requests.finish(claimed.id, result_json='{"rows": 1}')
+    queue_of(requests).finish(claimed.id, result_json='{"rows": 1}')
 
     refused = submit_query(requests, people.developer)
     requests.reject(refused.uuid, people.manager.id, "not now")
 
     broken = submit_query(requests, people.developer)
     requests.approve(broken.uuid, people.admin.id)
-    claimed, lease = requests.claim(broken.uuid)
+    claimed, lease = queue_of(requests).claim(broken.uuid)
     lease.release()
-    requests.finish(claimed.id, error="relation does not exist")
+    queue_of(requests).finish(claimed.id, error="relation does not exist")
 
     assert surface.of(done) == [
         (EventKind.SUBMITTED, "pending"),

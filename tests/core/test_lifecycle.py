@@ -35,7 +35,9 @@ from tests.portal import (
     bring_to,
     dispose,
     fresh_portal_url,
+    move,
     portal_services,
+    queue_of,
     submit_query,
 )
 
@@ -178,7 +180,7 @@ def portal(request, make_pg_database, tmp_path_factory) -> Iterator[Portal]:
 def test_legal_transition_lands(portal, from_status, to_status):
     request = portal.new_request(from_status)
 
-    moved = portal.requests.transition(request.uuid, to_status)
+    moved = move(portal.requests, request, to_status)
 
     assert moved.status == to_status
     assert moved.updated_at == portal.clock.now
@@ -193,7 +195,7 @@ def test_illegal_transition_raises_and_changes_nothing(portal, from_status, to_s
     delivery_before = portal.has_delivery(request)
 
     with pytest.raises(InvalidTransition) as raised:
-        portal.requests.transition(request.uuid, to_status)
+        move(portal.requests, request, to_status)
 
     assert raised.value.current_status == from_status
     assert from_status in str(raised.value)
@@ -219,17 +221,17 @@ def _reject(portal: Portal, request: RequestRecord) -> object:
 
 
 def _claim(portal: Portal, request: RequestRecord) -> object:
-    record, lease = portal.requests.claim(request.uuid)
+    record, lease = queue_of(portal.requests).claim(request.uuid)
     lease.release()
     return record
 
 
 def _finish_ok(portal: Portal, request: RequestRecord) -> object:
-    return portal.requests.finish(request.id, result_json='{"rows": 1}')
+    return queue_of(portal.requests).finish(request.id, result_json='{"rows": 1}')
 
 
 def _finish_failed(portal: Portal, request: RequestRecord) -> object:
-    return portal.requests.finish(request.id, error="boom")
+    return queue_of(portal.requests).finish(request.id, error="boom")
 
 
 STEPS: dict[str, tuple[str, Callable[[Portal, RequestRecord], object]]] = {

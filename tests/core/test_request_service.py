@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import pytest
 
 from core.errors import InvalidSubmission, InvalidTransition, NotAllowed, NotFound, NotRegistered
+from core.queue import INTERRUPTED
 from core.records import RequestRecord, UserRecord
 from core.requests import (
-    INTERRUPTED,
     QUERY_MAX_BYTES,
     SCRIPT_MAX_BYTES,
     RequestService,
@@ -30,6 +30,7 @@ from tests.portal import (
     fresh_portal_url,
     make_catalogue,
     portal_services,
+    queue_of,
     submit_query,
 )
 
@@ -383,7 +384,7 @@ def test_worker_claims_the_oldest_approval_first_then_nothing(empty_portal):
     p.requests.approve(second.uuid, p.people.manager.id)
     p.requests.approve(first.uuid, p.people.manager.id)
 
-    claims = [p.requests.claim_next_approved() for _ in range(3)]
+    claims = [queue_of(p.requests).claim_next_approved() for _ in range(3)]
     assert claims[2] is None
     claimed = [record for record, _ in claims[:2]]
     for _, lease in claims[:2]:
@@ -400,7 +401,9 @@ def test_finish_with_a_result_completes_and_keeps_the_result_file(portal):
         portal.requests, submit_query(portal.requests, portal.people.developer), "executing"
     )
 
-    done = portal.requests.finish(request.id, result_json='{"row_count": 3}', result_file="r.csv")
+    done = queue_of(portal.requests).finish(
+        request.id, result_json='{"row_count": 3}', result_file="r.csv"
+    )
 
     assert done.status == "completed"
     assert done.result_summary() == {"row_count": 3}
@@ -413,14 +416,14 @@ def test_finish_with_an_error_fails(portal):
     request = bring_to(
         portal.requests, submit_query(portal.requests, portal.people.developer), "executing"
     )
-    failed = portal.requests.finish(request.id, error="relation does not exist")
+    failed = queue_of(portal.requests).finish(request.id, error="relation does not exist")
     assert (failed.status, failed.execution_error) == ("failed", "relation does not exist")
     assert failed.execution_result is None
 
 
 def test_finish_of_an_unknown_request(portal):
     with pytest.raises(NotFound):
-        portal.requests.finish(10_000_000, error="x")
+        queue_of(portal.requests).finish(10_000_000, error="x")
 
 
 def test_recovery_fails_interrupted_requests_and_touches_nothing_else(empty_portal):
@@ -431,7 +434,7 @@ def test_recovery_fails_interrupted_requests_and_touches_nothing_else(empty_port
     ]
     before = {r.uuid: p.requests.get(r.uuid) for r in requests}
 
-    recovered = p.requests.recover_interrupted()
+    recovered = queue_of(p.requests).recover_interrupted()
 
     interrupted = {r.uuid for r in requests if r.status == "executing"}
     assert {r.uuid for r in recovered} == interrupted
@@ -445,8 +448,8 @@ def test_recovery_fails_interrupted_requests_and_touches_nothing_else(empty_port
             assert p.delivery(request) is not None
         else:
             assert after == before[request.uuid]
-    assert p.requests.recover_interrupted() == []
-    record, lease = p.requests.claim_next_approved()
+    assert queue_of(p.requests).recover_interrupted() == []
+    record, lease = queue_of(p.requests).claim_next_approved()
     lease.release()
     assert record.uuid == requests[1].uuid
 
@@ -502,7 +505,7 @@ def test_approvers_are_the_admins_when_the_pods_only_manager_asks(portal):
 def test_an_admins_own_request_goes_to_the_other_admins(portal):
     request = submit_query(portal.requests, portal.pod_admin)
     assert portal.requests.approvers_for(request) == [portal.people.manager]
-    assert [u.email for u in portal.requests.admins()] == ADMIN_EMAILS
+    assert [u.email for u in portal.users.admins()] == ADMIN_EMAILS
 
 
 def test_pending_for_shows_each_decider_what_they_may_decide(portal):

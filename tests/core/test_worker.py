@@ -11,6 +11,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from core.catalogue import Catalogue, Instance, Pod
+from core.events import Event, EventKind, LifecycleEvent
 from core.jobs import Worker
 from core.lifecycle import Status
 from core.requests import Submission
@@ -22,24 +23,28 @@ from tests.conftest import PG_URL, pg_url_for, wait_until
 
 
 class RecordingNotifier:
-    """Collects what the worker tells people; thread-safe."""
+    """Collects the outcomes the worker delivers and the events the cores it listens to
+    publish; thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, *cores: Core) -> None:
         self.lock = threading.Lock()
         self.started: list[uuid.UUID] = []
         self.outcomes: list[tuple[uuid.UUID, str]] = []
-        self.reminders: list[tuple[uuid.UUID, int, int]] = []
+        self.reminders: list[tuple[uuid.UUID, str, int]] = []
         self.fail_deliveries = 0
+        for core in cores:
+            core.events.subscribe("recorder", self.on_event)
 
-    def request_submitted(self, request, approvers) -> None:
-        pass
-
-    def request_decided(self, request) -> None:
-        pass
-
-    def execution_started(self, request) -> None:
+    def on_event(self, event: Event) -> None:
+        if not isinstance(event, LifecycleEvent):
+            return
         with self.lock:
-            self.started.append(request.uuid)
+            if event.kind == EventKind.STARTED:
+                self.started.append(event.request.uuid)
+            elif event.kind == EventKind.REMINDED:
+                self.reminders.append((event.request.uuid, "reminded", len(event.approvers)))
+            elif event.kind == EventKind.ESCALATED:
+                self.reminders.append((event.request.uuid, "escalated", len(event.admins)))
 
     def deliver_outcome(self, request, result_file) -> None:
         with self.lock:
@@ -47,10 +52,6 @@ class RecordingNotifier:
                 self.fail_deliveries -= 1
                 raise ConnectionError("slack is down")
             self.outcomes.append((request.uuid, request.status))
-
-    def remind(self, request, approvers, admins) -> None:
-        with self.lock:
-            self.reminders.append((request.uuid, len(approvers), len(admins)))
 
 
 @pytest.fixture
@@ -124,7 +125,7 @@ def test_hundred_approved_requests_on_two_worker_pools_each_run_exactly_once(
     for n in range(100):
         submit_approved(cores[0], dev, boss, f"INSERT INTO executions (tag) VALUES ({n})")
 
-    notifier = RecordingNotifier()
+    notifier = RecordingNotifier(*cores)
     finished_by: list[list[uuid.UUID]] = [[], []]
     workers = [
         Worker(core, notifier, on_finished=lambda r, _s, i=i: finished_by[i].append(r.uuid))
@@ -159,7 +160,7 @@ def test_failed_outcome_post_is_retried_and_posted_once(
     core = make_core(portal_url, target_db, tmp_path, monkeypatch, workers=1)
     dev, boss = people(core)
     request = submit_approved(core, dev, boss, "SELECT count(*) FROM executions")
-    notifier = RecordingNotifier()
+    notifier = RecordingNotifier(core)
     notifier.fail_deliveries = 1
     worker = Worker(core, notifier)
     assert worker.dispatch() == 1
@@ -183,7 +184,7 @@ def test_failing_query_is_recorded_with_the_database_message(
     core = make_core(portal_url, target_db, tmp_path, monkeypatch, workers=1)
     dev, boss = people(core)
     request = submit_approved(core, dev, boss, "SELECT * FROM no_such_table")
-    notifier = RecordingNotifier()
+    notifier = RecordingNotifier(core)
     worker = Worker(core, notifier)
     worker.dispatch()
     assert worker.wait_idle(timeout=30)
@@ -202,7 +203,7 @@ def test_reminders_then_escalation_once(portal_url, target_db, tmp_path, monkeyp
         dev.id,
         Submission(target=f"pg-target/{target_db}", submission_type="query", query="SELECT 1"),
     )
-    notifier = RecordingNotifier()
+    notifier = RecordingNotifier(core)
     worker = Worker(core, notifier)
 
     assert worker.send_reminders() == 0  # too young
@@ -213,7 +214,11 @@ def test_reminders_then_escalation_once(portal_url, target_db, tmp_path, monkeyp
     assert worker.send_reminders() == 1
     core.requests.clock = lambda: _later(minutes=130)
     assert worker.send_reminders() == 0
-    assert notifier.reminders == [(request.uuid, 1, 0), (request.uuid, 1, 1)]
+    assert notifier.reminders == [
+        (request.uuid, "reminded", 1),
+        (request.uuid, "reminded", 1),
+        (request.uuid, "escalated", 1),
+    ]
     worker.shutdown()
 
 
@@ -229,11 +234,11 @@ def test_recovery_spares_what_a_live_replica_is_executing(
     running, restarted = (make_core(portal_url, target_db, tmp_path, monkeypatch) for _ in "ab")
     dev, boss = people(running)
     request = submit_approved(running, dev, boss, "SELECT 1")
-    claimed, lease = running.requests.claim_next_approved()
+    claimed, lease = running.queue.claim_next_approved()
     assert claimed.uuid == request.uuid
 
     # Another replica starting up must not fail a request whose executor is alive ...
-    assert restarted.requests.recover_interrupted() == []
+    assert restarted.queue.recover_interrupted() == []
     assert restarted.requests.get(request.uuid).status == Status.EXECUTING
 
     # ... but once that executor's process is gone (its lease freed), it is failed, not re-run.
@@ -241,7 +246,7 @@ def test_recovery_spares_what_a_live_replica_is_executing(
     lease.connection = None
     recovered_now: list = []
     wait_until(
-        lambda: recovered_now.extend(restarted.requests.recover_interrupted()) or recovered_now,
+        lambda: recovered_now.extend(restarted.queue.recover_interrupted()) or recovered_now,
         timeout=10,
         what="the server to end the dead session and free its lease",
     )
@@ -249,4 +254,4 @@ def test_recovery_spares_what_a_live_replica_is_executing(
     assert recovered.uuid == request.uuid
     assert recovered.status == Status.FAILED
     assert recovered.execution_error.startswith("interrupted")
-    assert restarted.requests.claim_next_approved() is None
+    assert restarted.queue.claim_next_approved() is None

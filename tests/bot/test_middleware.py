@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from bot.context import RecentUsers, first_input_block
+from bot.middleware import RecentUsers
 from core.records import UserRecord
 
 
@@ -51,15 +51,3 @@ def test_the_memory_is_bounded_and_drops_expired_entries_first():
     recent.remember("U3", person("U3"))  # the expired ones make room
     assert recent.get("U3") is not None
     assert recent.get("U1") is None and recent.get("U2") is None
-
-
-def test_errors_for_a_view_go_on_its_first_input_block():
-    view = {
-        "blocks": [
-            {"type": "section", "block_id": "intro"},
-            {"type": "input", "block_id": "reason"},
-            {"type": "input", "block_id": "other"},
-        ]
-    }
-    assert first_input_block(view) == "reason"
-    assert first_input_block({"blocks": [{"type": "section"}]}) is None
