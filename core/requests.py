@@ -294,6 +294,11 @@ class RequestService(UsesRequestRows):
         with self.sessions() as session:
             return self.policies.state(session, request.id)
 
+    def policy_states(self, requests: list[RequestRecord]) -> dict[int, PolicyState | None]:
+        """policy_state of each request, by request id, read in one session."""
+        with self.sessions() as session:
+            return {r.id: self.policies.state(session, r.id) for r in requests}
+
     def expire_stale(self) -> list[RequestRecord]:
         """Reject pending requests past their decision time; tell requester and approvers."""
         with self.sessions.begin() as session:

@@ -66,7 +66,9 @@ def register(app: App, services: Services) -> None:
             return status_of(user, core.requests.find(argument))
         if subcommand == "pending":
             waiting = core.requests.pending_for(user, limit=PENDING_LIMIT)
-            return pending_message(waiting, services.analyses.of_each(waiting))
+            return pending_message(
+                waiting, services.analyses.of_each(waiting), core.requests.policy_states(waiting)
+            )
         return {"text": help_text()}
 
     @app.command(COMMAND)

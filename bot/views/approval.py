@@ -187,10 +187,14 @@ def decision_summary(
     analysis: AnalysisLike | None,
     *,
     content_limit: int = SUMMARY_CONTENT_LIMIT,
+    policy: PolicyState | None = None,
 ) -> dict[str, Any]:
     """One section describing a waiting request, for lists with decision buttons under each."""
+    from bot.views.policy import risk_text
+
+    risk = f"{truncate(risk_text(policy), 700)}\n" if policy is not None else ""
     top = (
-        f"{ask_sentence(request, analysis)}\n{submission_label(request)} · pod"
+        f"{risk}{ask_sentence(request, analysis)}\n{submission_label(request)} · pod"
         f" {fit_escaped(request.pod_name, 80)} · {slack_time(request.created_at)}"
         f" · `{request.short_id}`"
     )

@@ -9,11 +9,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from bot.views.approval import approval_message, decided_message
+from bot.views.commands import pending_message
+from bot.views.home import home_view
 from bot.views.request_card import request_card
 from bot.views.submit import rerun_refusal, submit_modal
 from core.approvals import PolicyState, StepRecord
 from tests.bot.test_views import assert_within_slack_limits
-from tests.bot.view_fixtures import decided, make_catalogue, make_request
+from tests.bot.view_fixtures import decided, make_catalogue, make_request, make_user
 
 AT = datetime(2031, 1, 15, 12, 0, tzinfo=UTC)
 MAYA = uuid.uuid4()
@@ -125,3 +127,17 @@ def test_the_rerun_form_is_filled_from_the_request():
     assert "attach its script again" in rerun_refusal(
         make_request(submission_type="script", query_content=None, script_content="x" * 4_000)
     )
+
+
+def test_lists_of_waiting_requests_show_the_risk_first():
+    request = make_request()
+    policies = {request.id: state(risk_level="critical", estimate_summary="~2M rows affected")}
+
+    listed = pending_message([request], None, policies)
+    home = home_view(make_user(role="manager"), [], [request], None, policies)
+
+    for payload, surface in ((listed, "message"), (home, "home")):
+        assert_within_slack_limits(payload, surface)
+        summary = next(b for b in payload["blocks"] if "asks to run" in texts(b))
+        assert summary["text"]["text"].startswith(":red_circle: *Risk: critical* · ~2M rows")
+    assert "Risk" not in texts(pending_message([request], None))
