@@ -38,6 +38,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/deliver.py
 	$(BIN)/python benchmarks/analysis_sandbox.py
 	$(BIN)/python benchmarks/parse_mongo.py
+	$(BIN)/python benchmarks/estimate.py
 	$(BIN)/python benchmarks/api.py
 
 # The long run of the /slack/events fuzz test (the suite runs 1,500 examples).

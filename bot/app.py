@@ -17,7 +17,7 @@ from slack_bolt import App, BoltResponse
 from slack_bolt.error import BoltUnhandledRequestError
 from slack_sdk import WebClient
 
-from bot.listeners import approve, commands, home, submit
+from bot.listeners import approve, commands, home, rerun, submit
 from bot.middleware import make_portal_user_middleware
 from bot.services import LISTENER_THREADS, Services
 from bot.submit_form import ScriptFetcher
@@ -61,6 +61,7 @@ def create_bolt_app(
     commands.register(app, services)
     submit.register(app, services, scripts)
     approve.register(app, services)
+    rerun.register(app, services)
     home.register(app, services)
 
     @app.error

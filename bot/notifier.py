@@ -23,7 +23,12 @@ from bot.analyses import RecentAnalyses
 from bot.messages import MessageRef, MessageRefs, Purpose
 from bot.outcome_posts import RATE_LIMIT_PATIENCE_S, OutcomePosts
 from bot.replies import SLACK_FAILURES, slack_error
-from bot.views.approval import approval_message, decided_message, reminder_text
+from bot.views.approval import (
+    approval_message,
+    decided_message,
+    plain_decider,
+    reminder_text,
+)
 from bot.views.notice import notice_message
 from bot.views.request_card import request_card
 from core.errors import DbqueryError
@@ -83,11 +88,41 @@ class SlackNotifier(OutcomePosts):
 
     def request_decided(self, request: RequestRecord) -> None:
         self._refresh_messages(request, approvals=True)
-        who = request.approver.name if request.approver else "someone"
+        who = plain_decider(request)
         if request.status == Status.REJECTED:
-            self._audit(request, f"rejected by {who}")
+            self._audit(request, f"rejected {who}")
         else:
-            self._audit(request, f"approved by {who}")
+            self._audit(request, f"approved {who}")
+
+    def step_approved(self, request: RequestRecord, second_approvers: list[UserRecord]) -> None:
+        """Step 1 of 2 is approved: the DMs say by whom, the second group is asked."""
+        self.request_reassessed(request, second_approvers)
+        policy = self.requests.policy_state(request)
+        first = next((s for s in (policy.steps if policy else ()) if s.approver_id), None)
+        who = f" by {first.approver_email}" if first else ""
+        self._audit(request, f"step 1 of 2 approved{who}")
+
+    def request_reassessed(self, request: RequestRecord, new_approvers: list[UserRecord]) -> None:
+        """Show what changed on a pending request (its estimate arrived, a step was approved)
+        in its DMs, still with their buttons, and on its card; ask `new_approvers` too."""
+        with self._request_lock(request.id):
+            current = self._current(request)
+            if current is None:
+                return
+            if current.status != Status.PENDING:
+                self._show_state(current, approvals=True)
+                return
+            analysis = self.analyses.of(current)
+            message = approval_message(current, analysis, self.requests.policy_state(current))
+            asked = set()
+            for ref in self.refs.approvals(current.id):
+                asked.add(ref.slack_user_id)
+                self._attempt("update an approval DM", self._update, ref, message)
+            for person in new_approvers:
+                if person.slack_user_id and person.slack_user_id in asked:
+                    continue
+                self._attempt("send an approval DM", self.post_approval, current, analysis, person)
+            self._show_state(current, approvals=False)
 
     def execution_started(self, request: RequestRecord) -> None:
         self._refresh_messages(request)
@@ -126,7 +161,8 @@ class SlackNotifier(OutcomePosts):
         if slack_id is None:
             return None
         posted = self.client.chat_postMessage(
-            channel=self._dm_channel(slack_id), **request_card(request)
+            channel=self._dm_channel(slack_id),
+            **request_card(request, self.requests.policy_state(request)),
         )
         ref = MessageRef(posted["channel"], posted["ts"], slack_id)
         self.refs.save(request.id, Purpose.CARD, ref.channel_id, ref.ts, slack_id)
@@ -139,9 +175,8 @@ class SlackNotifier(OutcomePosts):
         if slack_id is None:
             log.warning("approver %s is not on Slack; no approval DM", approver.email)
             return None
-        posted = self.client.chat_postMessage(
-            channel=self._dm_channel(slack_id), **approval_message(request, analysis)
-        )
+        message = approval_message(request, analysis, self.requests.policy_state(request))
+        posted = self.client.chat_postMessage(channel=self._dm_channel(slack_id), **message)
         ref = MessageRef(posted["channel"], posted["ts"], slack_id)
         self.refs.save(request.id, Purpose.APPROVAL, ref.channel_id, ref.ts, slack_id)
         return ref
@@ -183,20 +218,31 @@ class SlackNotifier(OutcomePosts):
         the state shown is read afresh, so whichever update runs last shows the latest state.
         """
         with self._request_lock(request.id):
-            try:
-                current = self.requests.get(request.uuid)
-            except DbqueryError as exc:
-                log.warning(
-                    "request %s: cannot read it to update its messages: %s", request.uuid, exc
-                )
-                return
-            if approvals:
-                message = decided_message(current, self.analyses.of(current))
-                for ref in self.refs.approvals(current.id):
-                    self._attempt("update an approval DM", self._update, ref, message)
-            card = card or self.refs.card(current.id)
-            if card is not None:
-                self._attempt("update the request card", self._update, card, request_card(current))
+            current = self._current(request)
+            if current is not None:
+                self._show_state(current, approvals=approvals, card=card)
+
+    def _current(self, request: RequestRecord) -> RequestRecord | None:
+        try:
+            return self.requests.get(request.uuid)
+        except DbqueryError as exc:
+            log.warning("request %s: cannot read it to update its messages: %s", request.uuid, exc)
+            return None
+
+    def _show_state(
+        self, current: RequestRecord, *, approvals: bool, card: MessageRef | None = None
+    ) -> None:
+        """Render the card (and the approval DMs) from `current`; call under the request's lock."""
+        policy = self.requests.policy_state(current)
+        if approvals:
+            message = decided_message(current, self.analyses.of(current), policy)
+            for ref in self.refs.approvals(current.id):
+                self._attempt("update an approval DM", self._update, ref, message)
+        card = card or self.refs.card(current.id)
+        if card is not None:
+            self._attempt(
+                "update the request card", self._update, card, request_card(current, policy)
+            )
 
     @contextmanager
     def _request_lock(self, request_id: int) -> Iterator[None]:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import urllib.request
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.views.limits import PLAIN_TEXT_INPUT_MAX
+from bot.views.policy import RUN_AFTER_BLOCK
 from bot.views.submit import (
     COMMENTS_BLOCK,
     QUERY_BLOCK,
@@ -27,7 +29,7 @@ from core.requests import SCRIPT_MAX_BYTES, SCRIPT_TOO_LARGE, Submission
 
 SCRIPT_EXTENSIONS = (".sql", ".js", ".txt")
 DOWNLOAD_TIMEOUT_S = 30
-BLOCKS = (TARGET_BLOCK, TYPE_BLOCK, QUERY_BLOCK, SCRIPT_BLOCK, COMMENTS_BLOCK)
+BLOCKS = (TARGET_BLOCK, TYPE_BLOCK, QUERY_BLOCK, SCRIPT_BLOCK, COMMENTS_BLOCK, RUN_AFTER_BLOCK)
 UNREADABLE_FIELD = "dbquery could not read this field as Slack sent it; fill it in again"
 NUL_IN_FIELD = "this holds a NUL character, which dbquery cannot store; remove it"
 
@@ -60,6 +62,19 @@ class SubmitForm(BaseModel):
     query: str | None = None
     files: list[AttachedFile] = []
     comments: str | None = None
+    run_after_picked: Any = None  # Slack's epoch seconds, checked by check_slack_limits()
+    rerun_of: str | None = None  # the request this one runs again (the modal's metadata)
+
+    @property
+    def run_after(self) -> datetime | None:
+        if self.run_after_picked is None:
+            return None
+        if isinstance(self.run_after_picked, bool) or not isinstance(self.run_after_picked, int):
+            raise InvalidSubmission(RUN_AFTER_BLOCK, "pick a date and a time")
+        try:
+            return datetime.fromtimestamp(self.run_after_picked, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise InvalidSubmission(RUN_AFTER_BLOCK, "pick a date and a time") from None
 
     @classmethod
     def from_view(cls, view: dict[str, Any]) -> SubmitForm:
@@ -103,12 +118,18 @@ class SubmitForm(BaseModel):
             raise InvalidSubmission(SCRIPT_BLOCK, UNREADABLE_FIELD) from None
         if any("\x00" in file.name or "\x00" in file.id for file in attached):
             raise InvalidSubmission(SCRIPT_BLOCK, NUL_IN_FIELD)
+        metadata = view.get("private_metadata")
         return cls(
             target=selected(TARGET_BLOCK),
             submission_type=selected(TYPE_BLOCK) or "",
             query=text(QUERY_BLOCK, element(QUERY_BLOCK).get("value")),
             files=attached,
             comments=text(COMMENTS_BLOCK, element(COMMENTS_BLOCK).get("value")),
+            run_after_picked=element(RUN_AFTER_BLOCK).get("selected_date_time"),
+            # Only a request id is ever put there; anything else is left for core to refuse.
+            rerun_of=text(TARGET_BLOCK, metadata)
+            if isinstance(metadata, str) and metadata
+            else None,
         )
 
     @property
@@ -122,6 +143,7 @@ class SubmitForm(BaseModel):
 
     def check_slack_limits(self) -> None:
         """What Slack's own data shows at once (core checks the rest)."""
+        _ = self.run_after
         if self.is_script:
             if not self.files:
                 raise InvalidSubmission(SCRIPT_BLOCK, "attach a script file (.sql, .js or .txt)")
@@ -193,12 +215,16 @@ def build_submission(form: SubmitForm, scripts: ScriptFetcher) -> Submission:
             script_filename=file.name,
             script_content=scripts.read(file),
             comments=form.comments,
+            run_after=form.run_after,
+            rerun_of=form.rerun_of,
         )
     return Submission(
         target=form.target or "",
         submission_type=form.submission_type,
         query=form.query,
         comments=form.comments,
+        run_after=form.run_after,
+        rerun_of=form.rerun_of,
     )
 
 

@@ -79,6 +79,10 @@ class SlackSubscriber:
                 return lambda: notifier.request_submitted(request, list(event.approvers))
             case EventKind.APPROVED | EventKind.REJECTED:
                 return lambda: notifier.request_decided(request)
+            case EventKind.ASSESSED:
+                return lambda: notifier.request_reassessed(request, [])
+            case EventKind.STEP_APPROVED:
+                return lambda: notifier.step_approved(request, list(event.approvers))
             case EventKind.STARTED:
                 return lambda: notifier.execution_started(request)
             case EventKind.REMINDED:

@@ -9,6 +9,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import ConfigError
+from core.policies import ADMINS_GROUP, Policies
+from core.risk import RiskThresholds
 
 
 class DatabaseType(StrEnum):
@@ -53,6 +55,13 @@ class Instance(BaseModel):
     # MongoDB only: accept $where, $function, $accumulator and mapReduce (with a warning and
     # never as a read) instead of refusing them.
     allow_server_js: bool = False
+    # Approval policies and risk thresholds (core.policies, core.risk); pods may override some.
+    policies: Policies = Field(default_factory=Policies)
+    pod_policies: dict[str, Policies] = Field(default_factory=dict)
+    risk: RiskThresholds = Field(default_factory=RiskThresholds)
+
+    def policies_for(self, pod_id: str | None) -> Policies:
+        return self.policies.overridden_by(self.pod_policies.get(pod_id or ""))
 
     @property
     def request_timeout_s(self) -> int:
@@ -100,6 +109,24 @@ class Catalogue(BaseModel):
                         f"already used by {kind}[{first_at[item.id]}]"
                     )
                 first_at[item.id] = index
+        return self
+
+    @model_validator(mode="after")
+    def _policies_name_known_pods(self) -> Catalogue:
+        pods = {pod.id for pod in self.pods}
+        for index, instance in enumerate(self.instances):
+            where = f"instances[{index}] (id {instance.id!r})"
+            for pod_id in instance.pod_policies:
+                if pod_id not in pods:
+                    raise ValueError(
+                        f"{where}.pod_policies: {pod_id!r} is not a pod of the catalogue"
+                    )
+            for policies in (instance.policies, *instance.pod_policies.values()):
+                for group in policies.groups() - pods - {ADMINS_GROUP}:
+                    raise ValueError(
+                        f"{where}.policies.second_approval: group {group!r} must be 'admins'"
+                        " or a pod id"
+                    )
         return self
 
     def pod(self, pod_id: str) -> Pod | None:

@@ -35,6 +35,8 @@ class EventKind(StrEnum):
     STARTED = "started"
     COMPLETED = "completed"
     FAILED = "failed"
+    ASSESSED = "assessed"  # the cost estimate and risk arrived after the request was announced
+    STEP_APPROVED = "step_approved"  # step 1 of 2 is approved; `approvers` give step 2
     REMINDED = "reminded"  # the approvers are due a reminder
     ESCALATED = "escalated"  # the admins are told too (once per request)
 

@@ -97,6 +97,14 @@ class Worker:
                 **common,
             )
         self.scheduler.add_job(
+            _quiet_when_portal_down(self.expire_stale),
+            "interval",
+            seconds=60,
+            id="expiry",
+            next_run_time=now,
+            **common,
+        )
+        self.scheduler.add_job(
             _quiet_when_portal_down(self.cleanup_tokens),
             "interval",
             hours=1,
@@ -282,6 +290,14 @@ class Worker:
             timedelta(minutes=settings.escalate_after_min),
         )
         return len(due)
+
+    def expire_stale(self) -> int:
+        """Reject requests pending past their policy's expire_after_h (REJECTED tells everyone:
+        this worker delivers the reason, the surfaces update their messages).
+
+        Also estimates again the pending requests whose estimate a restart lost."""
+        self.core.requests.reassess_stale()
+        return len(self.core.requests.expire_stale())
 
     def cleanup_tokens(self) -> int:
         removed = self.core.users.expire_tokens(self.core.queue.clock())

@@ -12,10 +12,13 @@ from contextlib import contextmanager
 
 from sqlalchemy.orm import Session
 
+from core.approvals import ApprovalPolicies
 from core.errors import InvalidTransition, NotFound
 from core.lifecycle import Status, is_legal
 from core.records import RequestRecord
 from core.request_rows import RequestRows, UsesRequestRows, as_uuid
+from core.requests import kind_of
+from db import approval_repository as approvals_repo
 from db import repository as repo
 from db.locks import ExecutionLeases, Lease
 
@@ -23,9 +26,11 @@ INTERRUPTED = "interrupted: the worker stopped while this request was executing;
 
 
 class ExecutionQueue(UsesRequestRows):
-    def __init__(self, rows: RequestRows) -> None:
+    def __init__(self, rows: RequestRows, policies: ApprovalPolicies | None = None) -> None:
         self.rows = rows
         self.leases = ExecutionLeases(rows.sessions.engine)
+        # Without policies, only a stored earliest start ("Run after", a window) holds a row.
+        self.policies = policies
 
     def claim_next_approved(self) -> tuple[RequestRecord, Lease] | None:
         """Move the oldest approved request to executing, with the lease its executor holds.
@@ -34,9 +39,12 @@ class ExecutionQueue(UsesRequestRows):
         """
         for _ in range(20):
             with self._claiming() as claim:
-                request_id = repo.next_approved_id(claim.session)
+                now = self.clock()
+                request_id = approvals_repo.next_runnable_approved_id(claim.session, now)
                 if request_id is None:
                     return None
+                if not self._may_start(claim.session, request_id):
+                    continue  # held (its window closed meanwhile); its next start is stored
                 claim.take(request_id)
             if claim.won:
                 self.rows.announce_move(claim.won[0])
@@ -56,6 +64,15 @@ class ExecutionQueue(UsesRequestRows):
             raise InvalidTransition(f"request {request.uuid} changed meanwhile")
         self.rows.announce_move(claim.won[0])
         return claim.won
+
+    def _may_start(self, session: Session, request_id: int) -> bool:
+        if self.policies is None:
+            return True
+        request = self.rows.by_id(session, request_id)
+        kind = kind_of(self.policies.catalogue, request)
+        if kind is None:
+            return True  # the executor fails it with the reason
+        return self.policies.may_claim(session, request, kind)
 
     @contextmanager
     def _claiming(self) -> Iterator[_Claim]:

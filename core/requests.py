@@ -8,28 +8,38 @@ outcomes is core.deliveries'.
 
 from __future__ import annotations
 
+import logging
 import uuid as uuid_mod
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from core.approvals import ApprovalPolicies, Assessment, PolicyState
 from core.catalogue import Catalogue
 from core.errors import InvalidSubmission, InvalidTransition, NotAllowed, NotFound, NotRegistered
 from core.events import EventBus, EventKind
-from core.lifecycle import Role, Status, SubmissionType, why_cannot_decide
+from core.lifecycle import Role, Status, SubmissionType, why_cannot_decide, why_cannot_view
 from core.records import RequestRecord, UserRecord
 from core.request_rows import RequestRows, UsesRequestRows, as_uuid, record
+from db import approval_repository as approvals_repo
 from db import repository as repo
 from db.models import QueryRequest, User, utcnow
 from db.session import Sessions
+
+log = logging.getLogger("dbquery.requests")
 
 QUERY_MAX_BYTES = 100 * 1024
 SCRIPT_MAX_BYTES = 1024 * 1024
 SCRIPT_TOO_LARGE = "the script is over 1 MB"  # said wherever the size is first known
 COMMENTS_MAX_CHARS = 3_000
 REASON_MAX_CHARS = 3_000
+# How long submit waits for the cost estimate before it announces the request without it
+# (the estimate then follows as an ASSESSED event); short enough for a form's 3 s answer.
+ASSESS_WAIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,8 @@ class Submission:
     script_filename: str | None = None
     script_content: str | None = None
     comments: str | None = None
+    run_after: datetime | None = None  # hold the approved request until then
+    rerun_of: str | None = None  # the uuid of the request this one runs again
 
 
 def _size(text: str) -> int:
@@ -57,9 +69,14 @@ class RequestService(UsesRequestRows):
         events: EventBus | None = None,
         *,
         rows: RequestRows | None = None,
+        policies: ApprovalPolicies | None = None,
+        assess_wait_s: float = ASSESS_WAIT_S,
     ) -> None:
         self.rows = rows or RequestRows(sessions, clock, events)
         self.catalogue = catalogue
+        # The shared clock, read through rows so that a clock set later is the one used.
+        self.policies = policies or ApprovalPolicies(catalogue, None, lambda: self.clock())
+        self.assess_wait_s = assess_wait_s
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -110,9 +127,13 @@ class RequestService(UsesRequestRows):
     def approvers_for(self, request: RequestRecord) -> list[UserRecord]:
         """Active managers of the request's pod, or the admins when the pod has none.
 
-        The requester never counts: when a pod's only manager asks, the admins decide.
+        The requester never counts: when a pod's only manager asks, the admins decide. Once
+        step 1 of a two-step approval is given, the second approval's group is asked instead.
         """
         with self.sessions() as session:
+            second = self.policies.second_approvers(session, request)
+            if second:
+                return second
             managers = repo.active_managers_of_pod(session, request.pod_id)
             people = [u for u in managers if u.id != request.requester.id]
             if not people:
@@ -146,6 +167,12 @@ class RequestService(UsesRequestRows):
             )
         except AnalysisError as exc:
             raise InvalidSubmission(field, str(exc)) from None
+        run_after = self.policies.check_run_after(submission.run_after)
+        rerun_of = self._rerun_source_id(submission.rerun_of, requester_id)
+        pending_assessment = self.policies.assess_in_background(
+            instance, database, analysis, content, submission.submission_type
+        )
+        assessment = _within(pending_assessment, self.assess_wait_s)
 
         with self.sessions.begin() as session:
             user = repo.user_by_id(session, requester_id)
@@ -173,8 +200,113 @@ class RequestService(UsesRequestRows):
             session.add(row)
             session.flush()
             record = RequestRecord.of(row, user, None)
-        self.rows.announce(EventKind.SUBMITTED, record, approvers=self.approvers_for(record))
+            policy = self.policies.start(
+                session, record, analysis, assessment, run_after=run_after, rerun_of=rerun_of
+            )
+            if policy is not None:
+                session.expire(row)  # the policy's approval was a direct UPDATE of the row
+                record = self.rows.by_id(session, row.id)
+        if policy is not None:
+            # Approved by policy: nobody is asked; the APPROVED event names the policy.
+            self.rows.announce(EventKind.SUBMITTED, record)
+            self.rows.announce_move(record)
+        else:
+            self.rows.announce(EventKind.SUBMITTED, record, approvers=self.approvers_for(record))
+        if assessment is None:
+            pending_assessment.add_done_callback(
+                lambda done: self._assessed_late(record.id, analysis, done)
+            )
         return record, analysis
+
+    def reassess_stale(self, older_than: timedelta = timedelta(minutes=1)) -> list[RequestRecord]:
+        """Estimate again the pending requests whose estimate was lost (a restart meanwhile)."""
+        from core.analysis import AnalysisError, analyse
+
+        with self.sessions() as session:
+            ids = approvals_repo.unassessed_pending_ids(session, utcnow() - older_than)
+            stale = [self.rows.by_id(session, i) for i in ids]
+        done = []
+        for request in stale:
+            instance = self.catalogue.instance(request.instance_id)
+            if instance is None:
+                continue
+            try:
+                analysis = analyse(
+                    instance.type.value,
+                    request.content,
+                    request.submission_type,
+                    allow_server_js=instance.allow_server_js,
+                )
+            except AnalysisError:
+                continue
+            assessment = self.policies.assess(
+                instance, request.database_name, analysis, request.content, request.submission_type
+            )
+            self._record_assessment(request.id, analysis, assessment)
+            done.append(request)
+        return done
+
+    def _assessed_late(self, request_id: int, analysis, done: Future[Assessment]) -> None:
+        """Record an estimate that outlived submit's wait (runs in the estimate's thread)."""
+        self._record_assessment(request_id, analysis, done.result())
+
+    def _record_assessment(self, request_id: int, analysis, assessment: Assessment) -> None:
+        """Store a pending request's risk and estimate, apply the rules, tell the surfaces."""
+        try:
+            with self.sessions.begin() as session:
+                record = self.rows.by_id(session, request_id)
+                policy = self.policies.assessed(session, record, analysis, assessment)
+                record = self.rows.by_id(session, request_id)
+        except Exception:
+            # In the estimate's thread nobody else would see the failure; the request stays
+            # pending with no estimate (its approvers are shown so) and is estimated again.
+            log.exception("recording the estimate of request #%s failed", request_id)
+            return
+        if policy is not None:
+            self.rows.announce_move(record)
+        else:
+            self.rows.announce(EventKind.ASSESSED, record)
+
+    def _rerun_source_id(self, rerun_of: str | None, requester_id: uuid_mod.UUID) -> int | None:
+        if not rerun_of:
+            return None
+        try:
+            return self.rerun_source(rerun_of, requester_id).id
+        except (NotFound, NotAllowed) as exc:
+            raise InvalidSubmission("target", exc.message) from None
+
+    def rerun_source(self, request_uuid: uuid_mod.UUID | str, person_id: uuid_mod.UUID):
+        """The request to run again, when this person may see it (they submit it as theirs)."""
+        with self.sessions() as session:
+            request = self.rows.load(session, as_uuid(request_uuid))
+            person = repo.user_by_id(session, person_id)
+            if person is None:
+                raise NotRegistered("you are not an active dbquery user; ask an admin to add you")
+            reason = why_cannot_view(
+                person, requester_id=request.requester.id, request_pod=request.pod_id
+            )
+            if reason:
+                raise NotAllowed(f"You can't run request {request.short_id} again: {reason}.")
+            return request
+
+    def policy_state(self, request: RequestRecord) -> PolicyState | None:
+        """Risk, estimate, approval steps and schedule of a request (None before they exist)."""
+        with self.sessions() as session:
+            return self.policies.state(session, request.id)
+
+    def policy_states(self, requests: list[RequestRecord]) -> dict[int, PolicyState | None]:
+        """policy_state of each request, by request id, read in one session."""
+        with self.sessions() as session:
+            return {r.id: self.policies.state(session, r.id) for r in requests}
+
+    def expire_stale(self) -> list[RequestRecord]:
+        """Reject pending requests past their decision time; tell requester and approvers."""
+        with self.sessions.begin() as session:
+            ids = self.policies.expire_due(session)
+            expired = [self.rows.by_id(session, i) for i in ids]
+        for request in expired:
+            self.rows.announce(EventKind.REJECTED, request, approvers=self.approvers_for(request))
+        return expired
 
     def _resolve_target(self, target: str):
         instance_id, sep, database = (target or "").partition("/")
@@ -229,34 +361,81 @@ class RequestService(UsesRequestRows):
             return request
 
     def _decide(self, request_uuid, decider_id, to_status: Status, reason: str | None):
+        step = None
         with self.sessions.begin() as session:
             request = self.rows.load(session, as_uuid(request_uuid))
             decider = self._authorise(session, request, decider_id)
-            now = self.clock()
-            values = {"approver_id": decider_id, "approver_email": decider.email, "updated_at": now}
+            if request.status != Status.PENDING:
+                raise _already_decided(request)
             if to_status == Status.APPROVED:
-                values["approved_at"] = now
+                step = self._approve_step(session, request, decider)
             else:
-                values.update(rejected_at=now, rejection_reason=reason)
-            if not self.rows.move(session, request.id, Status.PENDING, to_status, **values):
-                # Nothing was written; reload what the winner wrote, not this session's stale copy.
-                session.expire_all()
-                raise _already_decided(self.rows.load(session, request.uuid))
+                now = self.clock()
+                values = {
+                    "approver_id": decider_id,
+                    "approver_email": decider.email,
+                    "updated_at": now,
+                    "rejected_at": now,
+                    "rejection_reason": reason,
+                }
+                if not self.rows.move(session, request.id, Status.PENDING, to_status, **values):
+                    # Nothing was written; reload what the winner wrote, not this session's copy.
+                    session.expire_all()
+                    raise _already_decided(self.rows.load(session, request.uuid))
             decided = self.rows.by_id(session, request.id)
-        self.rows.announce_move(decided)
+            waiting = step is not None and not step.approved
+            second = self.policies.second_approvers(session, decided) if waiting else []
+        if waiting:
+            self.rows.announce(EventKind.STEP_APPROVED, decided, approvers=second)
+        else:
+            self.rows.announce_move(decided)
         return decided
 
+    def _approve_step(self, session: Session, request: RequestRecord, decider: User):
+        kind = self._kind_of(request) or "admin"  # unreadable: held like the most serious kind
+        try:
+            return self.policies.approve_step(session, request, decider, kind)
+        except (InvalidTransition, NotAllowed):
+            # Lost a race (or clicked twice): once the request moved on, say who decided.
+            session.expire_all()
+            current = self.rows.load(session, request.uuid)
+            if current.status != Status.PENDING:
+                raise _already_decided(current) from None
+            raise
+
+    def _kind_of(self, request: RequestRecord) -> str | None:
+        return kind_of(self.catalogue, request)
+
     def _authorise(self, session: Session, request: RequestRecord, decider_id) -> User:
-        """The decider, when they may decide this request."""
+        """The decider, when they may decide this request.
+
+        At the second step of a two-step approval, the second approval's group (admins, or
+        a pod's managers) may decide too, even from another pod; never the requester.
+        """
         decider = repo.user_by_id(session, decider_id)
         if decider is None:
             raise NotRegistered("you are not a dbquery user")
         reason = why_cannot_decide(
             decider, requester_id=request.requester.id, request_pod=request.pod_id
         )
+        if reason and self._second_step_group_member(session, request, decider):
+            reason = None
         if reason:
             raise NotAllowed(f"You can't decide this request: {reason}.")
         return decider
+
+    def _second_step_group_member(
+        self, session: Session, request: RequestRecord, decider: User
+    ) -> bool:
+        if not decider.is_active or decider.id == request.requester.id:
+            return False
+        state = approvals_repo.request_policy(session, request.id)
+        if state is None or state.approvals_required < 2:
+            return False
+        if not approvals_repo.approval_steps(session, request.id):
+            return False
+        group = state.second_approval_group
+        return decider.role == Role.MANAGER and decider.pod_id == group
 
     def due_reminders(
         self, remind_after: timedelta, escalate_after: timedelta
@@ -288,6 +467,33 @@ class RequestService(UsesRequestRows):
                     admins = tuple(UserRecord.of(u) for u in repo.active_admins(session))
                 self.rows.announce(EventKind.ESCALATED, request, approvers, admins, now)
         return due
+
+
+def kind_of(catalogue: Catalogue, request: RequestRecord) -> str | None:
+    """A stored request's kind as its analysis gives it now; None when it no longer parses.
+
+    The text passed the isolated analysis at submit; the executor analyses it in-process the
+    same way before it runs.
+    """
+    from core.analysis import AnalysisError, analyse
+
+    instance = catalogue.instance(request.instance_id)
+    try:
+        return analyse(
+            request.database_type,
+            request.content,
+            request.submission_type,
+            allow_server_js=bool(instance and instance.allow_server_js),
+        ).kind
+    except AnalysisError:
+        return None
+
+
+def _within(pending: Future[Assessment], wait_s: float) -> Assessment | None:
+    try:
+        return pending.result(timeout=wait_s)
+    except FutureTimeout:
+        return None
 
 
 def _already_decided(request: RequestRecord) -> InvalidTransition:

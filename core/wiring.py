@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
+from core.approvals import ApprovalPolicies
 from core.catalogue import Catalogue, load_catalogue
 from core.deliveries import OutcomeDeliveries
 from core.errors import ConfigError
@@ -62,13 +63,15 @@ def build_core(
     secrets = SecretStore()
     events = EventBus()
     rows = RequestRows(sessions, clock, events)
+    # Read through rows, so a clock set on the services later is the one policies use too.
+    policies = ApprovalPolicies(catalogue, secrets, lambda: rows.clock())
     return Core(
         settings=settings,
         catalogue=catalogue,
         engine=engine,
         sessions=sessions,
-        requests=RequestService(sessions, catalogue, rows=rows),
-        queue=ExecutionQueue(rows),
+        requests=RequestService(sessions, catalogue, rows=rows, policies=policies),
+        queue=ExecutionQueue(rows, policies),
         deliveries=OutcomeDeliveries(rows),
         users=UserService(sessions, catalogue),
         secrets=secrets,

@@ -6,6 +6,7 @@ import uuid as uuid_mod
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -243,6 +244,69 @@ class ApprovalReminder(Base):
     )
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# --- Approval policies: steps, risk and estimate, scheduling, re-runs ---------------------
+
+RISK_LEVELS = ("low", "medium", "high", "critical")
+
+
+class ApprovalStep(Base):
+    """One approval given to a request: by a person, or by a policy (approver_id null).
+
+    A request that needs two approvals stays `pending` after step 1; the unique keys make a
+    second click on the same step, or the same person approving twice, fail cleanly.
+    """
+
+    __tablename__ = "approval_steps"
+    __table_args__ = (
+        UniqueConstraint("request_id", "step"),
+        UniqueConstraint("request_id", "approver_id"),
+        CheckConstraint("step IN (1, 2)", name="step"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("query_requests.id", ondelete="CASCADE"), nullable=False
+    )
+    step: Mapped[int] = mapped_column(Integer, nullable=False)
+    approver_id: Mapped[uuid_mod.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    # The person's email when they approved, or `policy:<name>` for an automatic approval.
+    approver_email: Mapped[str] = mapped_column(String(255), nullable=False)
+    approved_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # The policy behind this step: the auto_approve rule, or the second_approval rule.
+    policy_name: Mapped[str | None] = mapped_column(String(100))
+
+
+class RequestPolicy(Base):
+    """What the policies made of a request at submit, and when it may run once approved."""
+
+    __tablename__ = "request_policies"
+    __table_args__ = (
+        CheckConstraint(_in("risk_level", RISK_LEVELS), name="risk_level"),
+        CheckConstraint("approvals_required IN (1, 2)", name="approvals_required"),
+    )
+
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("query_requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    risk_level: Mapped[str | None] = mapped_column(String(20))
+    risk_reasons: Mapped[str | None] = mapped_column(Text)
+    # The estimate's one-line summary; null until the estimate has run.
+    estimate_summary: Mapped[str | None] = mapped_column(Text)
+    estimated_rows: Mapped[int | None] = mapped_column(BigInteger)
+    approvals_required: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    second_approval_policy: Mapped[str | None] = mapped_column(String(100))
+    second_approval_group: Mapped[str | None] = mapped_column(String(100))
+    # The requester's "Run after"; and, once approved, the earliest start the worker honours.
+    run_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    rerun_of: Mapped[int | None] = mapped_column(
+        ForeignKey("query_requests.id", ondelete="SET NULL"), index=True
+    )
 
 
 # --- Beyond the seed: web sign-in ----------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`/dbquery` and its subcommands: new (the default), help, list, status, pending.
+"""`/dbquery` and its subcommands: new (the default), help, list, status, pending, rerun.
 
 Answers go out after the acknowledgement: the modal with views.open (its trigger_id is valid
 for 3 seconds), text answers through the command's response_url. A command that arrives
@@ -16,6 +16,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import ANSWERABLE, as_message
+from bot.listeners.rerun import open_rerun_modal
 from bot.middleware import portal_user
 from bot.payloads import COMMAND
 from bot.services import Services
@@ -25,6 +26,8 @@ from core.lifecycle import why_cannot_view
 from core.records import RequestRecord, UserRecord
 
 NEW_REQUEST = ("", "new", "submit")
+RERUN = "rerun"
+RERUN_USAGE = "Usage: `/dbquery rerun <request id or its first 8 characters>`"
 NO_TRIGGER = "Slack did not send what dbquery needs to open the form; run `/dbquery` again."
 UNREADABLE_TEXT = "dbquery cannot read that command: it holds a NUL character."
 LIST_LIMIT = 10
@@ -63,7 +66,9 @@ def register(app: App, services: Services) -> None:
             return status_of(user, core.requests.find(argument))
         if subcommand == "pending":
             waiting = core.requests.pending_for(user, limit=PENDING_LIMIT)
-            return pending_message(waiting, services.analyses.of_each(waiting))
+            return pending_message(
+                waiting, services.analyses.of_each(waiting), core.requests.policy_states(waiting)
+            )
         return {"text": help_text()}
 
     @app.command(COMMAND)
@@ -80,6 +85,16 @@ def register(app: App, services: Services) -> None:
                 return
             ack()
             services.after_ack(COMMAND, open_form, command["trigger_id"], client, respond)
+        elif subcommand == RERUN:
+            if not argument:
+                ack(text=RERUN_USAGE, response_type="ephemeral")
+            elif not command.get("trigger_id"):
+                ack(text=NO_TRIGGER, response_type="ephemeral")
+            else:
+                ack()
+                services.after_ack(
+                    COMMAND, rerun_form, user, argument, command["trigger_id"], client, respond
+                )
         elif not command.get("response_url"):
             # Nowhere to answer later: the answer goes in the acknowledgement itself.
             ack(**text_answer(user, subcommand, argument), response_type="ephemeral")
@@ -94,6 +109,13 @@ def register(app: App, services: Services) -> None:
             log.warning("views.open failed: %s", exc.response.get("error"))
             if respond.response_url:
                 respond(text="Slack did not open the form; run `/dbquery` again.")
+
+    def rerun_form(
+        user: UserRecord, argument: str, trigger_id: str, client: WebClient, respond: Respond
+    ) -> None:
+        problem = open_rerun_modal(services, client, user, argument, trigger_id)
+        if problem and respond.response_url:
+            respond(text=problem, response_type="ephemeral")
 
     def text_answer(user: UserRecord, subcommand: str, argument: str) -> dict[str, Any]:
         try:

@@ -27,7 +27,13 @@ def publish_home(client: WebClient, services: Services, user: UserRecord) -> Non
     requests = services.core.requests
     mine = requests.recent(user_id=user.id, limit=MINE_LIMIT)
     waiting = requests.pending_for(user, limit=WAITING_LIMIT)
-    view = home_view(user, mine, waiting, services.analyses.of_each(waiting))
+    view = home_view(
+        user,
+        mine,
+        waiting,
+        services.analyses.of_each(waiting),
+        services.core.requests.policy_states(waiting),
+    )
     try:
         client.views_publish(user_id=user.slack_user_id, view=view)
     except SlackApiError as exc:

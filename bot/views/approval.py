@@ -21,6 +21,7 @@ from bot.views.limits import (
     truncate,
 )
 from bot.views.request_card import (
+    POLICY_PREFIX,
     comments_block,
     content_block,
     content_text,
@@ -33,6 +34,7 @@ from bot.views.request_card import (
     submission_label,
     target_text,
 )
+from core.approvals import PolicyState
 from core.lifecycle import Status, SubmissionType
 from core.records import RequestRecord
 
@@ -185,10 +187,14 @@ def decision_summary(
     analysis: AnalysisLike | None,
     *,
     content_limit: int = SUMMARY_CONTENT_LIMIT,
+    policy: PolicyState | None = None,
 ) -> dict[str, Any]:
     """One section describing a waiting request, for lists with decision buttons under each."""
+    from bot.views.policy import risk_text
+
+    risk = f"{truncate(risk_text(policy), 700)}\n" if policy is not None else ""
     top = (
-        f"{ask_sentence(request, analysis)}\n{submission_label(request)} · pod"
+        f"{risk}{ask_sentence(request, analysis)}\n{submission_label(request)} · pod"
         f" {fit_escaped(request.pod_name, 80)} · {slack_time(request.created_at)}"
         f" · `{request.short_id}`"
     )
@@ -207,10 +213,15 @@ def _request_blocks(request: RequestRecord, analysis: AnalysisLike | None) -> li
     return blocks
 
 
-def approval_message(request: RequestRecord, analysis: AnalysisLike | None) -> dict[str, Any]:
-    """The DM each approver gets; the buttons carry the request's uuid."""
+def approval_message(
+    request: RequestRecord, analysis: AnalysisLike | None, policy: PolicyState | None = None
+) -> dict[str, Any]:
+    """The DM each approver gets, risk and estimate first; the buttons carry the uuid."""
+    from bot.views.policy import policy_blocks
+
     blocks = [
         header(":raising_hand: Approval requested"),
+        *policy_blocks(policy, request),
         *_request_blocks(request, analysis),
         decision_buttons(request, analysis),
         id_context(request),
@@ -222,8 +233,12 @@ def approval_message(request: RequestRecord, analysis: AnalysisLike | None) -> d
     return message(text, blocks)
 
 
-def decided_message(request: RequestRecord, analysis: AnalysisLike | None) -> dict[str, Any]:
+def decided_message(
+    request: RequestRecord, analysis: AnalysisLike | None, policy: PolicyState | None = None
+) -> dict[str, Any]:
     """The approval DM after someone decided: same content, buttons replaced by the decision."""
+    from bot.views.policy import policy_blocks
+
     title = ":white_check_mark: Approved"
     if request.status == Status.REJECTED:
         title = ":no_entry_sign: Rejected"
@@ -231,16 +246,24 @@ def decided_message(request: RequestRecord, analysis: AnalysisLike | None) -> di
         title = status_label(request.status)
     blocks = [
         header(title),
+        *policy_blocks(policy, request),
         *_request_blocks(request, analysis),
         decision_block(request),
         id_context(request),
     ]
-    who = person_plain(request.approver)
+    who = plain_decider(request)
     verb = "rejected" if request.status == Status.REJECTED else "approved"
-    text = f"Request {request.short_id} on {request.target_label} was {verb} by {who}"
+    text = f"Request {request.short_id} on {request.target_label} was {verb} {who}"
     if request.status == Status.PENDING:
         text = f"Request {request.short_id} on {request.target_label} is pending"
     return message(text, blocks)
+
+
+def plain_decider(request: RequestRecord) -> str:
+    email = request.approver_email or ""
+    if request.approver is None and email.startswith(POLICY_PREFIX):
+        return f"automatically by policy {truncate(email.removeprefix(POLICY_PREFIX), 80)}"
+    return f"by {person_plain(request.approver)}"
 
 
 def reminder_text(request: RequestRecord, escalated: bool) -> str:

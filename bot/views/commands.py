@@ -22,6 +22,7 @@ from bot.views.limits import (
 )
 from bot.views.request_card import request_card, request_line, status_label
 from bot.views.results import outcome_summary
+from core.approvals import PolicyState
 from core.lifecycle import Status
 from core.records import RequestRecord
 
@@ -39,6 +40,8 @@ def help_text() -> str:
             "`/dbquery status &lt;id&gt;` — one request, by its id or first 8 characters"
             " (yours, or one you may decide)",
             "`/dbquery pending` — requests waiting for your decision (managers and admins)",
+            "`/dbquery rerun &lt;id&gt;` — the form filled from that request, to submit it again"
+            " as a new request",
             "`/dbquery help` — this help",
             "Results arrive as a reply under your request card in your DM with dbquery.",
         ]
@@ -82,10 +85,12 @@ def status_message(request: RequestRecord) -> dict[str, Any]:
 
 
 def pending_message(
-    requests: list[RequestRecord], analyses: Mapping[Any, Any] | None
+    requests: list[RequestRecord],
+    analyses: Mapping[Any, Any] | None,
+    policies: Mapping[int, PolicyState | None] | None = None,
 ) -> dict[str, Any]:
     """Requests waiting for the caller, each with the same Approve / Reject buttons as the DM."""
-    items = waiting_items(requests, analyses, PENDING_CONTENT_LIMIT)
+    items = waiting_items(requests, analyses, PENDING_CONTENT_LIMIT, policies)
     if not items:
         text = "Nothing is waiting for your decision."
         return message(text, [section(text)])

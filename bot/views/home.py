@@ -17,6 +17,7 @@ from bot.views.limits import (
     take_items,
 )
 from bot.views.request_card import request_line
+from core.approvals import PolicyState
 from core.lifecycle import Role
 from core.records import RequestRecord, UserRecord
 
@@ -37,15 +38,19 @@ def unique_requests(requests: list[RequestRecord]) -> list[RequestRecord]:
 
 
 def waiting_items(
-    waiting: list[RequestRecord], analyses: Mapping[Any, Any] | None, content_limit: int
+    waiting: list[RequestRecord],
+    analyses: Mapping[Any, Any] | None,
+    content_limit: int,
+    policies: Mapping[int, PolicyState | None] | None = None,
 ) -> list[list[dict[str, Any]]]:
-    """Per waiting request: its summary, the decision buttons, a divider."""
+    """Per waiting request: its summary (risk first), the decision buttons, a divider."""
     items = []
     for request in unique_requests(waiting):
         analysis = analysis_for(analyses, request)
+        policy = (policies or {}).get(request.id)
         items.append(
             [
-                decision_summary(request, analysis, content_limit=content_limit),
+                decision_summary(request, analysis, content_limit=content_limit, policy=policy),
                 decision_buttons(request, analysis),
                 divider(),
             ]
@@ -68,12 +73,13 @@ def home_view(
     mine: list[RequestRecord],
     waiting: list[RequestRecord],
     analyses: Mapping[Any, Any] | None,
+    policies: Mapping[int, PolicyState | None] | None = None,
 ) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [header("dbquery"), _intro(user)]
     # header, at least MINE_KEPT lines (or the "none yet" line), a possible overflow note
     mine_reserve = 1 + max(min(len(mine), MINE_KEPT), 1) + 1
     if is_decider(user):
-        items = waiting_items(waiting, analyses, HOME_CONTENT_LIMIT)
+        items = waiting_items(waiting, analyses, HOME_CONTENT_LIMIT, policies)
         blocks.append(header(f"Waiting for your decision ({len(items):,})"))
         budget = MAX_BLOCKS_HOME - len(blocks) - 1 - mine_reserve
         taken, shown = take_items(items, max_blocks=budget)

@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.views.limits import (
     SECTION_TEXT,
+    actions,
     code_block,
     context,
     fields_section,
@@ -20,7 +21,8 @@ from bot.views.limits import (
     slack_time,
     truncate,
 )
-from core.lifecycle import Status, SubmissionType
+from core.approvals import PolicyState
+from core.lifecycle import FINAL_STATUSES, Status, SubmissionType
 from core.records import RequestRecord, UserRecord
 
 STATUS_EMOJI = {
@@ -71,14 +73,25 @@ def submission_label(request: RequestRecord) -> str:
     return "Query"
 
 
+POLICY_PREFIX = "policy:"
+
+
+def decider(request: RequestRecord) -> str:
+    """Who decided: the person, or 'automatically by policy <name>' when a policy did."""
+    email = request.approver_email or ""
+    if request.approver is None and email.startswith(POLICY_PREFIX):
+        return f"automatically by policy {fit_escaped(email.removeprefix(POLICY_PREFIX), 80)}"
+    return f"by {person(request.approver)}"
+
+
 def decision_line(request: RequestRecord) -> str | None:
     """'Approved by @ann at <date>' / 'Rejected by @ann at <date>' once someone has decided."""
     if request.status == Status.REJECTED:
-        who, when = person(request.approver), slack_time(request.rejected_at)
-        return f":no_entry_sign: Rejected by {who} at {when}"
+        when = slack_time(request.rejected_at)
+        return f":no_entry_sign: Rejected {decider(request)} at {when}"
     if request.approved_at is not None:
-        who, when = person(request.approver), slack_time(request.approved_at)
-        return f":white_check_mark: Approved by {who} at {when}"
+        when = slack_time(request.approved_at)
+        return f":white_check_mark: Approved {decider(request)} at {when}"
     return None
 
 
@@ -176,10 +189,16 @@ def request_line(request: RequestRecord) -> str:
     return line
 
 
-def request_card(request: RequestRecord) -> dict[str, Any]:
-    """The requester's DM card; updated in place as the status changes."""
+def request_card(request: RequestRecord, policy: PolicyState | None = None) -> dict[str, Any]:
+    """The requester's DM card; updated in place as the status changes.
+
+    Risk and estimate come first; a finished request offers "Run again".
+    """
+    from bot.views.policy import policy_blocks, run_again_button
+
     blocks: list[dict[str, Any]] = [
         header(f"Your dbquery request · {status_label(request.status)}"),
+        *policy_blocks(policy, request),
         request_fields(request),
         content_block(request),
     ]
@@ -189,8 +208,13 @@ def request_card(request: RequestRecord) -> dict[str, Any]:
     if request.status == Status.REJECTED:
         blocks.append(decision_block(request))
     else:
-        lines = [line for line in (decision_line(request), progress_line(request)) if line]
+        progress = progress_line(request)
+        if request.status == Status.APPROVED and policy is not None and policy.not_before:
+            progress = None  # the schedule above says when it runs
+        lines = [line for line in (decision_line(request), progress) if line]
         blocks.append(section("\n".join(lines) or status_label(request.status)))
+    if request.status in FINAL_STATUSES:
+        blocks.append(actions([run_again_button(request)], block_id=f"rerun:{request.uuid}"))
     blocks.append(id_context(request))
     text = (
         f"Your request {request.short_id} on {request.target_label} is {request.status}"

@@ -129,17 +129,28 @@ def _no_targets_modal() -> dict[str, Any]:
     }
 
 
-def submit_modal(catalogue: Catalogue, *, initial_type: str = "query") -> dict[str, Any]:
+def submit_modal(
+    catalogue: Catalogue, *, initial_type: str = "query", rerun: RequestRecord | None = None
+) -> dict[str, Any]:
+    """The form; with `rerun`, filled from that request (a new request, linked to it)."""
+    from bot.views.policy import run_after_input
+
     targets, unlisted = offerable_targets(catalogue)
     if not targets:
         return _no_targets_modal()
+    target = _target_element(targets)
+    query = _text_element("SELECT … or db.orders.find({ … })", PLAIN_TEXT_INPUT_MAX)
+    comments = _text_element("Why you need this, a ticket link, …", COMMENTS_MAX_CHARS)
+    if rerun is not None:
+        _fill_from(rerun, targets, target, query, comments)
+        initial_type = SubmissionType.QUERY
     blocks = [
-        input_block(TARGET_BLOCK, "Target database", _target_element(targets)),
+        input_block(TARGET_BLOCK, "Target database", target),
         input_block(TYPE_BLOCK, "What to run", _type_element(initial_type)),
         input_block(
             QUERY_BLOCK,
             "Query",
-            _text_element("SELECT … or db.orders.find({ … })", PLAIN_TEXT_INPUT_MAX),
+            query,
             optional=True,
             hint=f"Up to {PLAIN_TEXT_INPUT_MAX:,} characters; attach anything longer as a script.",
         ),
@@ -151,12 +162,8 @@ def submit_modal(catalogue: Catalogue, *, initial_type: str = "query") -> dict[s
             hint="A .sql script runs as one transaction; a .js file holds MongoDB shell"
             " statements. Up to 1 MB.",
         ),
-        input_block(
-            COMMENTS_BLOCK,
-            "Comments for the approver",
-            _text_element("Why you need this, a ticket link, …", COMMENTS_MAX_CHARS),
-            optional=True,
-        ),
+        input_block(COMMENTS_BLOCK, "Comments for the approver", comments, optional=True),
+        run_after_input(),
     ]
     if unlisted:
         blocks.append(
@@ -166,7 +173,7 @@ def submit_modal(catalogue: Catalogue, *, initial_type: str = "query") -> dict[s
                 " Ask an admin to shorten the instance id."
             )
         )
-    return {
+    modal = {
         "type": "modal",
         "callback_id": SUBMIT_CALLBACK,
         "title": plain(TITLE, MODAL_TITLE),
@@ -174,6 +181,41 @@ def submit_modal(catalogue: Catalogue, *, initial_type: str = "query") -> dict[s
         "close": plain("Cancel", MODAL_BUTTON_TEXT),
         "blocks": blocks,
     }
+    if rerun is not None:
+        # The new request is linked to this one when it is submitted.
+        modal["private_metadata"] = str(rerun.uuid)
+        blocks.insert(
+            0, context(f":repeat: Runs request `{rerun.short_id}` again, as a new request.")
+        )
+    return modal
+
+
+def rerun_refusal(request: RequestRecord) -> str | None:
+    """Why the form cannot be filled from `request`, or None."""
+    if slack_len(request.content) > PLAIN_TEXT_INPUT_MAX:
+        return (
+            f"Request `{request.short_id}` is longer than the form's"
+            f" {PLAIN_TEXT_INPUT_MAX:,}-character query field; attach its script again"
+            " with `/dbquery`."
+        )
+    return None
+
+
+def _fill_from(
+    request: RequestRecord,
+    targets: list[Target],
+    target: dict[str, Any],
+    query: dict[str, Any],
+    comments: dict[str, Any],
+) -> None:
+    wanted = f"{request.instance_id}/{request.database_name}"
+    for instance, database in targets:
+        if target_value(instance, database) == wanted:
+            target["initial_option"] = option(f"{database} · {instance.name}", wanted)
+            break
+    query["initial_value"] = request.content
+    if request.comments:
+        comments["initial_value"] = truncate(request.comments, COMMENTS_MAX_CHARS)
 
 
 # --- what the modal shows while and after a slow check -----------------------------------------

@@ -287,7 +287,13 @@ def mongo_target(mongo_server: tuple[str, int]) -> tuple[str, int]:
     return host, port
 
 
-def write_catalogue(path: Path, target_db: str, mongo: tuple[str, int] = ("127.0.0.1", 1)) -> Path:
+def write_catalogue(
+    path: Path,
+    target_db: str,
+    mongo: tuple[str, int] = ("127.0.0.1", 1),
+    extra_instances: list[dict[str, Any]] = (),
+) -> Path:
+    """The test catalogue; `extra_instances` are added, each a copy of pg-shop with overrides."""
     catalogue = {
         "audit_channel": AUDIT_CHANNEL,
         "pods": [{"id": "payments", "name": "Payments"}, {"id": "platform", "name": "Platform"}],
@@ -312,7 +318,9 @@ def write_catalogue(path: Path, target_db: str, mongo: tuple[str, int] = ("127.0
             },
         ],
     }
-    path.write_text(yaml.safe_dump(catalogue), encoding="utf-8")
+    for extra in extra_instances:
+        catalogue["instances"].append({**catalogue["instances"][0], **extra})
+    path.write_text(yaml.safe_dump(catalogue, allow_unicode=True), encoding="utf-8")
     return path
 
 
@@ -383,10 +391,11 @@ def start_server(
     fake: FakeSlack,
     target_db: str,
     mongo: tuple[str, int] = ("127.0.0.1", 1),
+    extra_instances: list[dict[str, Any]] = (),
 ) -> BotServer:
     """The real app (build_runtime + create_http_app) under uvicorn in a thread on a free port."""
     migrate(make_engine(portal_url))
-    catalogue = write_catalogue(workdir / "dbquery.yml", target_db, mongo)
+    catalogue = write_catalogue(workdir / "dbquery.yml", target_db, mongo, extra_instances)
     settings = make_settings(portal_url, catalogue, workdir / "results", fake)
     clock = Clock()
     core = build_core(settings, clock=clock)

@@ -653,7 +653,7 @@ def test_dbquery_opens_the_submit_modal_with_grouped_targets(bot: BotServer):
     [opened] = bot.fake.wait_for("views.open", lambda c: c.args["trigger_id"] == "trigger-ann")
     modal = opened.args["view"]
     block_ids = [b.get("block_id") for b in modal["blocks"] if b["type"] == "input"]
-    assert block_ids == ["target", "submission_type", "query", "script", "comments"]
+    assert block_ids == ["target", "submission_type", "query", "script", "comments", "run_after"]
     target = next(b for b in modal["blocks"] if b.get("block_id") == "target")["element"]
     values = [o["value"] for g in target["option_groups"] for o in g["options"]]
     assert values == [bot.pg_target, "mongo-events/events"]

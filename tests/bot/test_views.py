@@ -182,6 +182,10 @@ def check_element(element: dict[str, Any], surface: str, where: str) -> None:
         check_options(element, where, RADIO_OPTIONS_MAX)
     elif kind == "plain_text_input":
         assert 0 < element.get("max_length", PLAIN_TEXT_INPUT_MAX) <= PLAIN_TEXT_INPUT_MAX, where
+    elif kind == "datetimepicker":
+        initial = element.get("initial_date_time", 1_000_000_000)
+        # Slack wants epoch seconds in ten digits.
+        assert isinstance(initial, int) and len(str(initial)) == 10, where
     elif kind == "file_input":
         assert surface == "modal", f"{where}: file_input only works in modals"
         assert 1 <= element.get("max_files", 10) <= FILE_INPUT_FILES_MAX, where
@@ -402,7 +406,14 @@ def test_submit_modal_uses_the_contract_ids():
     assert_within_slack_limits(view, "modal")
     assert view["callback_id"] == "submit_request"
     inputs = input_blocks(view)
-    assert list(inputs) == ["target", "submission_type", "query", "script", "comments"]
+    assert list(inputs) == [
+        "target",
+        "submission_type",
+        "query",
+        "script",
+        "comments",
+        "run_after",
+    ]
     for block_id, block in inputs.items():
         assert block["element"]["action_id"] == block_id
     radio = inputs["submission_type"]["element"]
@@ -419,6 +430,8 @@ def test_submit_modal_uses_the_contract_ids():
     assert script["element"]["max_files"] == 1
     assert inputs["comments"]["optional"] is True
     assert inputs["target"]["optional"] is False
+    assert inputs["run_after"]["optional"] is True
+    assert inputs["run_after"]["element"]["type"] == "datetimepicker"
 
 
 def test_small_catalogue_offers_every_target_grouped_by_instance():
@@ -995,7 +1008,13 @@ def test_inactive_managers_see_no_buttons():
 
 def test_help_lists_the_subcommands():
     text = help_text()
-    for command in ("`/dbquery`", "/dbquery list", "/dbquery status", "/dbquery pending"):
+    for command in (
+        "`/dbquery`",
+        "/dbquery list",
+        "/dbquery status",
+        "/dbquery pending",
+        "/dbquery rerun",
+    ):
         assert command in text
     check_mrkdwn(text, "help")
 

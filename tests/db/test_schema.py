@@ -44,13 +44,15 @@ BOT_TABLES = {
     "approval_reminders",
     "sign_in_links",
     "login_throttle",
+    "approval_steps",
+    "request_policies",
     "alembic_version",
 }
 
 
 @dataclass(frozen=True)
 class Table:
-    """Columns are "name kind" or "name kind null"; kinds: uuid int strN text bool tstz."""
+    """Columns are "name kind" or "name kind null"; kinds: uuid int bigint strN text bool tstz."""
 
     columns: tuple[str, ...]
     primary_key: tuple[str, ...]
@@ -234,6 +236,57 @@ EXPECTED: dict[str, Table] = {
         ),
         primary_key=("key",),
     ),
+    "approval_steps": Table(
+        columns=(
+            "id int",
+            "request_id int",
+            "step int",
+            "approver_id uuid null",
+            "approver_email str255",
+            "approved_at tstz",
+            "policy_name str100 null",
+        ),
+        primary_key=("id",),
+        uniques=frozenset({("request_id", "step"), ("request_id", "approver_id")}),
+        foreign_keys=frozenset(
+            {
+                _fk("request_id", "query_requests", "CASCADE"),
+                _fk("approver_id", "users", "SET NULL"),
+            }
+        ),
+        checks=frozenset({"ck_approval_steps_step"}),
+    ),
+    "request_policies": Table(
+        columns=(
+            "request_id int",
+            "risk_level str20 null",
+            "risk_reasons text null",
+            "estimate_summary text null",
+            "estimated_rows bigint null",
+            "approvals_required int",
+            "second_approval_policy str100 null",
+            "second_approval_group str100 null",
+            "run_after tstz null",
+            "not_before tstz null",
+            "expires_at tstz null",
+            "rerun_of int null",
+        ),
+        primary_key=("request_id",),
+        foreign_keys=frozenset(
+            {
+                _fk("request_id", "query_requests", "CASCADE"),
+                _fk("rerun_of", "query_requests", "SET NULL"),
+            }
+        ),
+        checks=frozenset(
+            {"ck_request_policies_risk_level", "ck_request_policies_approvals_required"}
+        ),
+        indexes={
+            "ix_request_policies_not_before": ("not_before",),
+            "ix_request_policies_expires_at": ("expires_at",),
+            "ix_request_policies_rerun_of": ("rerun_of",),
+        },
+    ),
     "alembic_version": Table(columns=("version_num str32",), primary_key=("version_num",)),
 }
 # Trigram indexes for the listings' text search exist on PostgreSQL only.
@@ -248,6 +301,7 @@ PG_ONLY_INDEXES = {
 PG_TYPES: dict[str, tuple[str, int | None]] = {
     "uuid": ("uuid", None),
     "int": ("integer", None),
+    "bigint": ("bigint", None),
     "text": ("text", None),
     "bool": ("boolean", None),
     "tstz": ("timestamp with time zone", None),
@@ -542,6 +596,7 @@ def test_timestamps_keep_the_instant_and_read_back_in_utc(engines, backend):
 SQLITE_TYPES = {
     "uuid": "CHAR(32)",
     "int": "INTEGER",
+    "bigint": "BIGINT",
     "text": "TEXT",
     "bool": "BOOLEAN",
     "tstz": "DATETIME",
