@@ -66,12 +66,21 @@ class SlackNotifier(OutcomePosts):
         self.requests = core.requests
         self.users = core.users
         self.audit_channel = core.catalogue.audit_channel
+        settings = core.settings
+        # Links to a request's page, when the web portal is on and has a public address.
+        self.portal_url = (
+            settings.public_url.rstrip("/") if settings.web and settings.public_url else None
+        )
         self.rate_limit_patience_s = rate_limit_patience_s
         self._dm_channels: dict[str, str] = {}
         self._dm_lock = threading.Lock()
         # One lock per request with updates in flight (counted, so finished ones are dropped).
         self._request_locks: dict[int, tuple[threading.RLock, int]] = {}
         self._request_locks_guard = threading.Lock()
+
+    def _page(self, request: RequestRecord) -> str | None:
+        """The request's page in the web portal, linked from every message about it."""
+        return f"{self.portal_url}/requests/{request.uuid}" if self.portal_url else None
 
     # --- Notifier ------------------------------------------------------------------------------
 
@@ -113,7 +122,9 @@ class SlackNotifier(OutcomePosts):
                 self._show_state(current, approvals=True)
                 return
             analysis = self.analyses.of(current)
-            message = approval_message(current, analysis, self.requests.policy_state(current))
+            message = approval_message(
+                current, analysis, self.requests.policy_state(current), self._page(current)
+            )
             asked = set()
             for ref in self.refs.approvals(current.id):
                 asked.add(ref.slack_user_id)
@@ -162,7 +173,7 @@ class SlackNotifier(OutcomePosts):
             return None
         posted = self.client.chat_postMessage(
             channel=self._dm_channel(slack_id),
-            **request_card(request, self.requests.policy_state(request)),
+            **request_card(request, self.requests.policy_state(request), self._page(request)),
         )
         ref = MessageRef(posted["channel"], posted["ts"], slack_id)
         self.refs.save(request.id, Purpose.CARD, ref.channel_id, ref.ts, slack_id)
@@ -175,7 +186,9 @@ class SlackNotifier(OutcomePosts):
         if slack_id is None:
             log.warning("approver %s is not on Slack; no approval DM", approver.email)
             return None
-        message = approval_message(request, analysis, self.requests.policy_state(request))
+        message = approval_message(
+            request, analysis, self.requests.policy_state(request), self._page(request)
+        )
         posted = self.client.chat_postMessage(channel=self._dm_channel(slack_id), **message)
         ref = MessageRef(posted["channel"], posted["ts"], slack_id)
         self.refs.save(request.id, Purpose.APPROVAL, ref.channel_id, ref.ts, slack_id)
@@ -235,13 +248,18 @@ class SlackNotifier(OutcomePosts):
         """Render the card (and the approval DMs) from `current`; call under the request's lock."""
         policy = self.requests.policy_state(current)
         if approvals:
-            message = decided_message(current, self.analyses.of(current), policy)
+            message = decided_message(
+                current, self.analyses.of(current), policy, self._page(current)
+            )
             for ref in self.refs.approvals(current.id):
                 self._attempt("update an approval DM", self._update, ref, message)
         card = card or self.refs.card(current.id)
         if card is not None:
             self._attempt(
-                "update the request card", self._update, card, request_card(current, policy)
+                "update the request card",
+                self._update,
+                card,
+                request_card(current, policy, self._page(current)),
             )
 
     @contextmanager

@@ -214,7 +214,10 @@ def _request_blocks(request: RequestRecord, analysis: AnalysisLike | None) -> li
 
 
 def approval_message(
-    request: RequestRecord, analysis: AnalysisLike | None, policy: PolicyState | None = None
+    request: RequestRecord,
+    analysis: AnalysisLike | None,
+    policy: PolicyState | None = None,
+    page_url: str | None = None,
 ) -> dict[str, Any]:
     """The DM each approver gets, risk and estimate first; the buttons carry the uuid."""
     from bot.views.policy import policy_blocks
@@ -224,7 +227,7 @@ def approval_message(
         *policy_blocks(policy, request),
         *_request_blocks(request, analysis),
         decision_buttons(request, analysis),
-        id_context(request),
+        id_context(request, page_url),
     ]
     text = (
         f"{person_plain(request.requester)} asks for approval: {_kind_word(analysis)}"
@@ -234,7 +237,10 @@ def approval_message(
 
 
 def decided_message(
-    request: RequestRecord, analysis: AnalysisLike | None, policy: PolicyState | None = None
+    request: RequestRecord,
+    analysis: AnalysisLike | None,
+    policy: PolicyState | None = None,
+    page_url: str | None = None,
 ) -> dict[str, Any]:
     """The approval DM after someone decided: same content, buttons replaced by the decision."""
     from bot.views.policy import policy_blocks
@@ -249,7 +255,7 @@ def decided_message(
         *policy_blocks(policy, request),
         *_request_blocks(request, analysis),
         decision_block(request),
-        id_context(request),
+        id_context(request, page_url),
     ]
     who = plain_decider(request)
     verb = "rejected" if request.status == Status.REJECTED else "approved"

@@ -138,8 +138,12 @@ def comments_block(request: RequestRecord, limit: int = COMMENTS_LIMIT) -> dict[
     return section(label + quote(request.comments, min(limit, SECTION_TEXT) - len(label)))
 
 
-def id_context(request: RequestRecord) -> dict[str, Any]:
-    return context(f"Request `{request.short_id}` · {request.uuid}")
+def id_context(request: RequestRecord, page_url: str | None = None) -> dict[str, Any]:
+    """The request's id, and a link to its page in the web portal when there is one."""
+    text = f"Request `{request.short_id}` · {request.uuid}"
+    if page_url:
+        text += f" · <{page_url}|Open in dbquery>"
+    return context(text)
 
 
 def progress_line(request: RequestRecord) -> str | None:
@@ -189,7 +193,9 @@ def request_line(request: RequestRecord) -> str:
     return line
 
 
-def request_card(request: RequestRecord, policy: PolicyState | None = None) -> dict[str, Any]:
+def request_card(
+    request: RequestRecord, policy: PolicyState | None = None, page_url: str | None = None
+) -> dict[str, Any]:
     """The requester's DM card; updated in place as the status changes.
 
     Risk and estimate come first; a finished request offers "Run again".
@@ -215,7 +221,7 @@ def request_card(request: RequestRecord, policy: PolicyState | None = None) -> d
         blocks.append(section("\n".join(lines) or status_label(request.status)))
     if request.status in FINAL_STATUSES:
         blocks.append(actions([run_again_button(request)], block_id=f"rerun:{request.uuid}"))
-    blocks.append(id_context(request))
+    blocks.append(id_context(request, page_url))
     text = (
         f"Your request {request.short_id} on {request.target_label} is {request.status}"
         f" (submitted {plain_time(request.created_at)})"

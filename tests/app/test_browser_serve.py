@@ -73,7 +73,8 @@ def test_approve_in_the_browser_a_request_made_in_slack(
         card.find_element(By.CSS_SELECTOR, "button.primary").click()
         wait_text(driver, ".timeline", "Approved by " + MO[0])
         request_id = driver.current_url.rsplit("/", 1)[1]
-        assert request_id in json.dumps(dm.args)
+        # The approval DM linked to the page the approval was made on.
+        assert f"<{served.url}/requests/{request_id}|Open in dbquery>" in json.dumps(dm.args)
 
         # Slack hears of the web's approval: the card moves on and the result lands in its thread.
         fake_slack.wait_for(

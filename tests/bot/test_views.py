@@ -88,7 +88,9 @@ CONFIRM_TITLE_MAX, CONFIRM_TEXT_MAX, CONFIRM_BUTTON_MAX = 100, 300, 30
 FILE_INPUT_FILES_MAX = 10
 
 # Slack sequences our builders may emit inside mrkdwn: user mentions and <!date> stamps.
-SLACK_SEQUENCE = re.compile(r"<@[UW][A-Z0-9]+>|<!date\^\d+\^[^|>]*\|[^<>]*>")
+SLACK_SEQUENCE = re.compile(
+    r"<@[UW][A-Z0-9]+>|<!date\^\d+\^[^|>]*\|[^<>]*>|<https?://[^|<>\s]+\|[^<>]*>"
+)
 BAD_ENTITY = re.compile(r"&(?!amp;|lt;|gt;)")
 QUOTE_MARK = re.compile(r"(?m)^> ")
 
@@ -587,6 +589,22 @@ def test_request_card_shows_target_type_query_comments_and_status():
     assert "> Checking last week's big orders" in body
     assert ":hourglass_flowing_sand: Pending" in blocks_of(card, "header")[0]["text"]["text"]
     assert request.short_id in card["text"]
+
+
+def test_card_and_approval_dms_link_to_the_request_page_only_when_there_is_one():
+    request = make_request()
+    page = f"https://dbquery.example.com/requests/{request.uuid}"
+    link = f"<{page}|Open in dbquery>"
+    with_link = [
+        request_card(request, page_url=page),
+        approval_message(request, AnalysisStub(), page_url=page),
+        decided_message(decided(request, "approved"), AnalysisStub(), page_url=page),
+    ]
+    for built in with_link:
+        assert_within_slack_limits(built)
+        assert link in texts(built["blocks"])
+    without = [request_card(request), approval_message(request, AnalysisStub())]
+    assert all("Open in dbquery" not in texts(built["blocks"]) for built in without)
 
 
 @pytest.mark.parametrize(
