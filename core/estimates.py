@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.executors.base import Connection
+from core.executors.connect import connect_postgres, failure_reason, mongo_client, without_secret
 
 DEFAULT_TIMEOUT_S = 2.0
 # A sequential scan is worth telling the approver about from this many rows on.
@@ -196,18 +197,11 @@ def estimate(
     return _estimate_mongo(conn, content, timeout_s, large_table_rows)
 
 
-def _scrub(text: str, password: str | None) -> str:
-    if password and len(password) >= 4:
-        return text.replace(password, "***")
-    return text
-
-
 # --- PostgreSQL ---------------------------------------------------------------------------
 
 # The statements EXPLAIN accepts; anything else (DDL, utility commands) gets no estimate.
 _EXPLAINABLE = ("SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt")
 _DML = ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt")
-_LIBPQ_PREFIX = re.compile(r"^.*?port \d+ failed: (?:FATAL:\s+|ERROR:\s+)?")
 _INDEX_NODES = ("Index Scan", "Index Only Scan", "Bitmap Index Scan")
 
 
@@ -250,22 +244,16 @@ def _estimate_postgres(conn: Connection, analysis: Any, timeout_s: float, large:
     skipped = len(analysis.statements) - len(statements)
     deadline = time.monotonic() + timeout_s
     try:
-        pg = psycopg.connect(
-            host=conn.host,
-            port=conn.port,
-            dbname=conn.database,
-            user=conn.username,
-            password=conn.password,
-            # libpq waits at least 2 s whatever it is given.
-            connect_timeout=max(2, int(timeout_s + 0.999)),
+        pg = connect_postgres(
+            conn,
             application_name="dbquery/estimate",
+            # libpq waits at least 2 s whatever it is given.
+            connect_timeout_s=max(2, int(timeout_s + 0.999)),
             autocommit=True,
             prepare_threshold=None,
-            **({} if conn.tls is None else {"sslmode": "require" if conn.tls else "disable"}),
         )
     except psycopg.Error as exc:
-        first = (str(exc).strip().splitlines() or ["connection failed"])[0]
-        reason = _scrub(_LIBPQ_PREFIX.sub("", first), conn.password)
+        reason = failure_reason(exc, conn)
         return failed(f"cannot connect to {conn.host}:{conn.port}: {reason}", large)
     try:
         results: list[StatementEstimate] = []
@@ -283,7 +271,7 @@ def _estimate_postgres(conn: Connection, analysis: Any, timeout_s: float, large:
     except psycopg.errors.QueryCanceled:
         return failed(f"timed out after {timeout_s:g} s", large)
     except psycopg.Error as exc:
-        return failed(_scrub(_pg_message(exc), conn.password), large)
+        return failed(without_secret(_pg_message(exc), conn.password), large)
     finally:
         pg.close()
     return Estimate(
@@ -452,25 +440,13 @@ def _estimate_mongo(conn: Connection, content: str, timeout_s: float, large: int
 
     statements = parse(content)
     shown = statements[:MAX_STATEMENTS]
-    options: dict[str, Any] = {}
-    if conn.username:
-        options = {"username": conn.username, "password": conn.password or ""}
-        if conn.auth_source:
-            options["authSource"] = conn.auth_source
-    if conn.tls is not None:
-        options["tls"] = conn.tls
     timeout_ms = max(1, int(timeout_s * 1000))
     try:
-        client: pymongo.MongoClient = pymongo.MongoClient(
-            host=conn.host,
-            port=conn.port,
-            appname="dbquery/estimate",
-            serverSelectionTimeoutMS=timeout_ms,
-            connectTimeoutMS=timeout_ms,
-            **options,
+        client: pymongo.MongoClient = mongo_client(
+            conn, appname="dbquery/estimate", timeout_ms=timeout_ms
         )
     except PyMongoError as exc:
-        return failed(_scrub(f"cannot connect to MongoDB: {exc}", conn.password), large)
+        return failed(without_secret(f"cannot connect to MongoDB: {exc}", conn.password), large)
     results: list[StatementEstimate] = []
     try:
         with client, pymongo.timeout(timeout_s):
@@ -482,7 +458,7 @@ def _estimate_mongo(conn: Connection, content: str, timeout_s: float, large: int
         if exc.timeout:
             return failed(f"timed out after {timeout_s:g} s", large)
         text = str(exc).split(" (configured timeouts", 1)[0].split(", Timeout:", 1)[0]
-        return failed(_scrub(text, conn.password), large)
+        return failed(without_secret(text, conn.password), large)
     return Estimate(
         status=OK,
         statements=tuple(results),

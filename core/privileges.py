@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-import pymongo
 from pymongo.errors import PyMongoError
 
 from core.catalogue import DatabaseType, Instance
 from core.executors.base import Connection
+from core.executors.connect import connect_postgres, mongo_client, without_secret
 from core.secrets import Credentials, connection_for
 
 CHECK_TIMEOUT_S = 5
@@ -108,15 +108,10 @@ FROM pg_database WHERE datname = current_database()
 
 def postgres_privileges(conn: Connection) -> PrivilegeReport:
     try:
-        with psycopg.connect(
-            host=conn.host,
-            port=conn.port,
-            dbname=conn.database,
-            user=conn.username,
-            password=conn.password,
-            connect_timeout=min(conn.connect_timeout_s, CHECK_TIMEOUT_S),
+        with connect_postgres(
+            conn,
             application_name="dbquery/check",
-            **({"sslmode": "require" if conn.tls else "disable"} if conn.tls is not None else {}),
+            connect_timeout_s=min(conn.connect_timeout_s, CHECK_TIMEOUT_S),
         ) as pg:
             roles = pg.execute(_PG_QUERY).fetchall()
             user, owns_database = pg.execute(_PG_OWNER_QUERY).fetchone() or (None, False)
@@ -147,23 +142,9 @@ def postgres_privileges(conn: Connection) -> PrivilegeReport:
 
 
 def mongo_privileges(conn: Connection) -> PrivilegeReport:
-    options: dict[str, Any] = {}
-    if conn.username:
-        options = {"username": conn.username, "password": conn.password or ""}
-        if conn.auth_source:
-            options["authSource"] = conn.auth_source
-    if conn.tls is not None:
-        options["tls"] = conn.tls
     timeout_ms = min(conn.connect_timeout_s, CHECK_TIMEOUT_S) * 1000
     try:
-        with pymongo.MongoClient(
-            host=conn.host,
-            port=conn.port,
-            appname="dbquery/check",
-            serverSelectionTimeoutMS=timeout_ms,
-            connectTimeoutMS=timeout_ms,
-            **options,
-        ) as client:
+        with mongo_client(conn, appname="dbquery/check", timeout_ms=timeout_ms) as client:
             status = client.get_database(conn.auth_source or "admin").command(
                 "connectionStatus", showPrivileges=True
             )
@@ -217,7 +198,4 @@ def _mongo_resource(resource: dict[str, Any]) -> str:
 
 
 def _first_line(exc: Exception, secret: str | None) -> str:
-    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    if secret and len(secret) >= 4:
-        line = line.replace(secret, "***")
-    return line
+    return without_secret((str(exc).strip().splitlines() or [type(exc).__name__])[0], secret)

@@ -39,6 +39,7 @@ from pymongo.errors import (
 )
 
 from core.executors.base import Connection, Job
+from core.executors.connect import mongo_client
 from core.executors.mongo_shell import MongoParseError, MongoStatement, parse, pymongo_call
 from core.executors.results import (
     PREVIEW_MAX_ROWS,
@@ -177,22 +178,9 @@ def _elapsed_ms(started: float) -> int:
 
 
 def _open_client(conn: Connection, job: Job) -> pymongo.MongoClient:
-    timeout_ms = conn.connect_timeout_s * 1000
-    options: dict[str, object] = {}
-    if conn.username:
-        options = {"username": conn.username, "password": conn.password or ""}
-        if conn.auth_source:
-            options["authSource"] = conn.auth_source
-    if conn.tls is not None:
-        options["tls"] = conn.tls
     try:
-        return pymongo.MongoClient(
-            host=conn.host,
-            port=conn.port,
-            appname=f"dbquery/{job.request_uuid}",
-            serverSelectionTimeoutMS=timeout_ms,
-            connectTimeoutMS=timeout_ms,
-            **options,
+        return mongo_client(
+            conn, appname=f"dbquery/{job.request_uuid}", timeout_ms=conn.connect_timeout_s * 1000
         )
     except ConfigurationError as exc:
         raise ExecutionError(

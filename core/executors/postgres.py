@@ -40,6 +40,7 @@ from psycopg.types.string import TextLoader
 
 from core.analysis import DDL, READ, WRITE, AnalysisError, analyse
 from core.executors.base import Connection, Job
+from core.executors.connect import connect_postgres, failure_reason, without_secret
 from core.executors.results import (
     PREVIEW_MAX_ROWS,
     AuthenticationFailed,
@@ -74,7 +75,6 @@ _AUTHENTICATION_FAILURE = re.compile(
     r"authentication failed|no pg_hba\.conf entry|pg_hba\.conf rejects|"
     r"is not permitted to log in|role \".*\" does not exist|no password supplied",
 )
-_LIBPQ_PREFIX = re.compile(r"^.*?port \d+ failed: (?:FATAL:\s+|ERROR:\s+)?")
 _IN_OWN_TRANSACTION = "dbquery runs the whole request in one transaction of its own"
 
 
@@ -324,12 +324,6 @@ def _bounded_type_oids() -> frozenset[int]:
     return frozenset(info.oid for info in found if info is not None)
 
 
-def _sslmode(conn: Connection) -> dict[str, str]:
-    if conn.tls is None:
-        return {}  # libpq's default, "prefer"
-    return {"sslmode": "require" if conn.tls else "disable"}
-
-
 def _application_name(request_uuid: str) -> str:
     raw = f"dbquery/{request_uuid}".encode()[:APPLICATION_NAME_MAX_BYTES]
     return raw.decode("utf-8", errors="ignore")
@@ -337,27 +331,21 @@ def _application_name(request_uuid: str) -> str:
 
 def _connect(conn: Connection, job: Job) -> psycopg.Connection:
     try:
-        return psycopg.connect(
-            host=conn.host,
-            port=conn.port,
-            dbname=conn.database,
-            user=conn.username,
-            password=conn.password,
-            connect_timeout=conn.connect_timeout_s,
+        return connect_postgres(
+            conn,
             application_name=_application_name(job.request_uuid),
+            connect_timeout_s=conn.connect_timeout_s,
             client_encoding="utf8",
             context=_raw_text_adapters(),
             # Server-side prepared statements would outlive nothing here and break poolers.
             prepare_threshold=None,
-            **_sslmode(conn),
         )
     except psycopg.Error as exc:
         raise _connection_failure(conn, exc) from None
 
 
 def _connection_failure(conn: Connection, exc: psycopg.Error) -> ExecutionError:
-    first_line = (str(exc).strip().splitlines() or ["connection failed"])[0]
-    reason = _without_secret(_LIBPQ_PREFIX.sub("", first_line), conn.password)
+    reason = failure_reason(exc, conn)
     where = f"{conn.host}:{conn.port}"
     if _AUTHENTICATION_FAILURE.search(reason):
         return AuthenticationFailed(f"{where} refused the credentials: {reason}")
@@ -740,15 +728,7 @@ def _error_message(exc: BaseException, conn: Connection) -> str:
             message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     else:
         message = str(exc)
-    return _without_secret(message, conn.password)
-
-
-def _without_secret(text: str, secret: str | None) -> str:
-    # Neither libpq nor the server echoes a password; this guards against a future driver
-    # message that would. Very short secrets are skipped: masking "a" would garble the text.
-    if secret and len(secret) >= 4:
-        return text.replace(secret, "***")
-    return text
+    return without_secret(message, conn.password)
 
 
 def _display(text: str) -> str:
