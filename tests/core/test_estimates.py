@@ -89,7 +89,8 @@ def test_delete_and_insert_estimates_count_rows_affected(pg_target):
 
     assert [s.affects_rows for s in result.statements] == [True, True]
     assert result.statements[1].rows == 2
-    assert 900 <= result.statements[0].rows <= 1100
+    # The planner's figure comes from ANALYZE's random sample: close to 1,000, never exact.
+    assert 750 <= result.statements[0].rows <= 1_250
     assert result.rows == result.statements[0].rows + 2
     with psycopg.connect(pg_target_url(pg_target)) as check:
         assert check.execute("SELECT count(*) FROM pg_orders").fetchone() == (ORDERS_ROWS,)
