@@ -11,9 +11,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY app ./app
 COPY bot ./bot
 COPY core ./core
 COPY db ./db
+COPY web ./web
 RUN pip install . \
     && useradd --system --uid 10001 --home-dir /data --create-home dbquery \
     && mkdir -p /app \
