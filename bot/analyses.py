@@ -8,7 +8,8 @@ from collections import OrderedDict
 from collections.abc import Iterable
 
 from core.analysis import Analysis, AnalysisError
-from core.analysis_sandbox import analyse_isolated
+from core.analysis_sandbox import analyse_stored
+from core.catalogue import Catalogue
 from core.records import RequestRecord
 
 ANALYSES_KEPT = 256
@@ -22,7 +23,8 @@ class RecentAnalyses:
     updates, reminders, the Home tab, /dbquery pending).
     """
 
-    def __init__(self, max_entries: int = ANALYSES_KEPT) -> None:
+    def __init__(self, catalogue: Catalogue, max_entries: int = ANALYSES_KEPT) -> None:
+        self.catalogue = catalogue
         self.max_entries = max_entries
         self._entries: OrderedDict[uuid.UUID, Analysis | None] = OrderedDict()
         self._lock = threading.Lock()
@@ -42,9 +44,7 @@ class RecentAnalyses:
                 self._entries.move_to_end(request.uuid)
                 return self._entries[request.uuid]
         try:
-            analysis = analyse_isolated(
-                request.database_type, request.content, request.submission_type
-            )
+            analysis = analyse_stored(self.catalogue, request)
         except AnalysisError:
             analysis = None
         self.remember(request, analysis)

@@ -61,7 +61,7 @@ class SlackNotifier(OutcomePosts):
         rate_limit_patience_s: float = RATE_LIMIT_PATIENCE_S,
     ) -> None:
         self.client = client
-        self.analyses = analyses or RecentAnalyses()
+        self.analyses = analyses or RecentAnalyses(core.catalogue)
         self.refs = MessageRefs(core.sessions)
         self.requests = core.requests
         self.users = core.users

@@ -30,6 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from bot.analyses import RecentAnalyses
 from bot.app import create_bolt_app
 from bot.intake import MAX_BODY_BYTES, Answer, admit, bolt_request
 from bot.metrics import CONTENT_TYPE, Metrics, SlackErrorCounter
@@ -88,6 +89,7 @@ def build_runtime(settings: Settings, core: Core | None = None) -> Runtime:
         core=core,
         background=background_executor(),
         follow_ups=follow_up_executor(),
+        analyses=RecentAnalyses(core.catalogue),
     )
     notifier = SlackNotifier(client, core, services.analyses)
     worker = Worker(core, notifier, on_finished=metrics.execution_finished)

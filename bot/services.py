@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bot.analyses import RecentAnalyses
@@ -39,7 +39,7 @@ class Services:
     core: Core
     background: Executor
     follow_ups: Executor
-    analyses: RecentAnalyses = field(default_factory=RecentAnalyses)
+    analyses: RecentAnalyses
 
     def after_ack(self, what: str, work: Callable[..., object], *args: Any) -> None:
         """Run `work(*args)` on the follow-up pool; the listener returns at once.

@@ -28,9 +28,13 @@ import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.analysis import Analysis, AnalysisError, analyse
+
+if TYPE_CHECKING:
+    from core.catalogue import Catalogue
+    from core.records import RequestRecord
 
 log = logging.getLogger("dbquery.analysis")
 
@@ -357,6 +361,23 @@ def analyse_isolated(
     """core.analysis.analyse, run in this process's sandbox."""
     return shared_sandbox().analyse(
         database_type, content, submission_type, allow_server_js=allow_server_js
+    )
+
+
+def analyse_stored(
+    catalogue: Catalogue, request: RequestRecord, *, isolated: bool = True
+) -> Analysis:
+    """A stored request's analysis as submit made it: under its instance's allow_server_js.
+
+    `isolated=False` analyses in this process, for text that already passed the sandbox.
+    """
+    instance = catalogue.instance(request.instance_id)
+    run = analyse_isolated if isolated else analyse
+    return run(
+        request.database_type,
+        request.content,
+        request.submission_type,
+        allow_server_js=bool(instance and instance.allow_server_js),
     )
 
 

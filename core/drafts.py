@@ -17,6 +17,12 @@ def analyse_draft(requests: RequestService, submission: Submission) -> tuple[Ins
     instance, _database = requests._resolve_target(submission.target)
     content, field = requests._content_of(submission)
     try:
-        return instance, analyse_isolated(instance.type.value, content, submission.submission_type)
+        analysis = analyse_isolated(
+            instance.type.value,
+            content,
+            submission.submission_type,
+            allow_server_js=instance.allow_server_js,
+        )
+        return instance, analysis
     except AnalysisError as exc:
         raise InvalidSubmission(field, str(exc)) from None

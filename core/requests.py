@@ -220,7 +220,8 @@ class RequestService(UsesRequestRows):
 
     def reassess_stale(self, older_than: timedelta = timedelta(minutes=1)) -> list[RequestRecord]:
         """Estimate again the pending requests whose estimate was lost (a restart meanwhile)."""
-        from core.analysis import AnalysisError, analyse
+        from core.analysis import AnalysisError
+        from core.analysis_sandbox import analyse_stored
 
         with self.sessions() as session:
             ids = approvals_repo.unassessed_pending_ids(session, utcnow() - older_than)
@@ -231,12 +232,7 @@ class RequestService(UsesRequestRows):
             if instance is None:
                 continue
             try:
-                analysis = analyse(
-                    instance.type.value,
-                    request.content,
-                    request.submission_type,
-                    allow_server_js=instance.allow_server_js,
-                )
+                analysis = analyse_stored(self.catalogue, request, isolated=False)
             except AnalysisError:
                 continue
             assessment = self.policies.assess(
@@ -475,16 +471,11 @@ def kind_of(catalogue: Catalogue, request: RequestRecord) -> str | None:
     The text passed the isolated analysis at submit; the executor analyses it in-process the
     same way before it runs.
     """
-    from core.analysis import AnalysisError, analyse
+    from core.analysis import AnalysisError
+    from core.analysis_sandbox import analyse_stored
 
-    instance = catalogue.instance(request.instance_id)
     try:
-        return analyse(
-            request.database_type,
-            request.content,
-            request.submission_type,
-            allow_server_js=bool(instance and instance.allow_server_js),
-        ).kind
+        return analyse_stored(catalogue, request, isolated=False).kind
     except AnalysisError:
         return None
 

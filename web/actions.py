@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.analysis import Analysis, AnalysisError
-from core.analysis_sandbox import analyse_isolated
+from core.analysis_sandbox import analyse_stored
 from core.errors import InvalidSubmission, NotAllowed
 from core.records import RequestRecord, UserRecord
 from core.requests import SCRIPT_MAX_BYTES, Submission
@@ -29,14 +29,8 @@ def visible_request(web: WebSurface, user: UserRecord, request_id: str) -> Reque
 def analysis_of(web: WebSurface, request: RequestRecord) -> Analysis | None:
     """The request's analysis as the approver sees it (parsed in core's sandbox, like every
     submitted text); None when it cannot be analysed any more."""
-    instance = web.core.catalogue.instance(request.instance_id)
     try:
-        return analyse_isolated(
-            request.database_type,
-            request.content,
-            request.submission_type,
-            allow_server_js=instance.allow_server_js if instance else False,
-        )
+        return analyse_stored(web.core.catalogue, request)
     except AnalysisError:
         return None
 
