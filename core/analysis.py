@@ -50,6 +50,10 @@ class StatementInfo:
     # Why the statement is not a read, each in words the approver sees
     # (e.g. "calls pg_terminate_backend()", "writes to reports.daily through $out").
     reasons: tuple[str, ...] = ()
+    # It calls a function outside the side-effect-free list (PostgreSQL): planning it may run
+    # that function already (the planner folds IMMUTABLE and STABLE calls), so the submit-time
+    # estimate leaves it alone.
+    calls_unlisted: bool = False
 
 
 @dataclass(frozen=True)
@@ -169,7 +173,7 @@ def _analyse_postgres(content: str) -> tuple[list[StatementInfo], list[str]]:
         reason = _refusal(node)
         if reason:
             raise AnalysisError(reason, line, column)
-        kind, reasons = _classify(node)
+        kind, reasons, calls_unlisted = _classify(node)
         statements.append(
             StatementInfo(
                 text=_statement_text(content, raw),
@@ -177,6 +181,7 @@ def _analyse_postgres(content: str) -> tuple[list[StatementInfo], list[str]]:
                 tables=_tables(node),
                 line=line,
                 reasons=reasons,
+                calls_unlisted=calls_unlisted,
             )
         )
         warnings.extend(_warnings(node))
@@ -490,17 +495,19 @@ def _most_serious(kinds: Iterable[str]) -> str:
     return max(kinds, key=KIND_ORDER.index, default=READ)
 
 
-def _classify(node: ast.Node) -> tuple[str, tuple[str, ...]]:
-    """The statement's kind and, when it is not a read, why not."""
+def _classify(node: ast.Node) -> tuple[str, tuple[str, ...], bool]:
+    """The statement's kind, why it is not a read, and whether it calls unlisted functions."""
     kind, reasons = _statement_kind(node)
     found = [(kind, reason) for reason in reasons]
+    calls_unlisted = False
     for inner in _walk(node):
         if isinstance(inner, ast.FuncCall):
             effect = _function_effect(inner)
             if effect is not None:
                 found.append(effect)
+                calls_unlisted = True
     kind = _most_serious([kind, *(k for k, _ in found)])
-    return kind, tuple(dict.fromkeys(reason for _, reason in found))
+    return kind, tuple(dict.fromkeys(reason for _, reason in found)), calls_unlisted
 
 
 def _statement_kind(node: ast.Node) -> tuple[str, list[str]]:

@@ -38,6 +38,10 @@ FAILED = "failed"
 UNAVAILABLE = "unavailable"
 
 NO_ESTIMATE_FOR_KIND = "no estimate for this kind"
+NOT_PLANNED = (
+    "no estimate: not planned before approval, because it calls functions dbquery cannot "
+    "vouch for and planning may run them"
+)
 
 
 @dataclass(frozen=True)
@@ -263,6 +267,9 @@ def _estimate_postgres(conn: Connection, analysis: Any, timeout_s: float, large:
             for index, info in enumerate(statements, start=1):
                 if time.monotonic() > deadline:
                     return failed(f"timed out after {timeout_s:g} s", large)
+                if info.calls_unlisted:
+                    results.append(StatementEstimate(index=index, note=NOT_PLANNED))
+                    continue
                 results.append(_explain_one(pg, index, info.text, large))
             # Nothing is kept: the transaction only ever held plans.
             raise _Discard

@@ -313,7 +313,6 @@ def test_an_unreachable_mongo_fails_the_estimate_quickly():
         "UPDATE small SET id = -id",
         "INSERT INTO small SELECT generate_series(1000, 2000)",
         "SELECT pg_sleep(30)",
-        "SELECT pg_terminate_backend(pg_backend_pid())",
         "MERGE INTO small USING (SELECT 1 AS id) s ON small.id = s.id WHEN MATCHED THEN DELETE",
         "SELECT * FROM small -- a trailing comment",
     ],
@@ -325,3 +324,29 @@ def test_hostile_statements_are_planned_and_never_run(pg_target, statement):
     assert result.statements[0].cost is not None
     with psycopg.connect(pg_target_url(pg_target)) as check:
         assert check.execute("SELECT count(*), sum(id) FROM small").fetchone() == (50, 1275)
+
+
+def test_functions_dbquery_cannot_vouch_for_are_not_planned_before_approval(pg_target):
+    # PostgreSQL folds a call of an IMMUTABLE function with constant arguments while it plans,
+    # so a plain EXPLAIN would run the body of someone's own function at submit time.
+    url = pg_target_url(pg_target)
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(
+            "CREATE FUNCTION runs_when_planned(n int) RETURNS int IMMUTABLE LANGUAGE plpgsql"
+            " AS $$ BEGIN RAISE EXCEPTION 'ran at plan time'; END $$"
+        )
+        with pytest.raises(psycopg.errors.RaiseException, match="ran at plan time"):
+            admin.execute("EXPLAIN SELECT runs_when_planned(1)")
+
+    result = _pg(
+        pg_target,
+        "SELECT runs_when_planned(1); SELECT pg_terminate_backend(pg_backend_pid());"
+        " SELECT * FROM small",
+    )
+
+    assert result.status == OK
+    own, server_acting, planned = result.statements
+    for skipped in (own, server_acting):
+        assert skipped.rows is None and skipped.note.startswith("no estimate: not planned")
+    assert "ran at plan time" not in result.summary()
+    assert planned.rows == 50
