@@ -58,8 +58,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
-        if value is None:
-            return None
+        if value is None or value.tzinfo is UTC:
+            return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -315,7 +315,8 @@ class RequestPolicy(Base):
 Index("ix_query_requests_created_at_id", QueryRequest.created_at, QueryRequest.id)
 
 # A listing's text search matches these columns with ILIKE; on PostgreSQL each has a trigram
-# index, which the planner combines (a bitmap OR) for a search over all three.
+# index, which the planner combines (a bitmap OR) for a search over all three. fastupdate off:
+# every insert goes into the index at once, so no search reads a pending list of new entries.
 SEARCHED_COLUMNS = ("query_content", "comments", "script_filename")
 for _column in SEARCHED_COLUMNS:
     Index(
@@ -323,6 +324,7 @@ for _column in SEARCHED_COLUMNS:
         getattr(QueryRequest, _column),
         postgresql_using="gin",
         postgresql_ops={_column: "gin_trgm_ops"},
+        postgresql_with={"fastupdate": "off"},
     ).ddl_if(dialect="postgresql")
 
 
