@@ -276,19 +276,33 @@ class AuthService:
             auth_repo.add_refresh_token(session, user.id, token_hash(refresh), refresh_expires, now)
         return Tokens(access, access_expires, refresh, refresh_expires, user)
 
+    def recently_verified(self, access_token: str) -> Principal | None:
+        """The principal of this very token if it passed every check within the cache window
+        and has not expired since; None otherwise. Reads neither the token's claims nor the
+        database, so an event loop may ask it."""
+        cached = self._verified.get(token_hash(access_token))
+        if cached is None:
+            return None
+        checked_at, principal = cached
+        if time.monotonic() - checked_at > self.verify_cache_s:
+            return None
+        if principal.expires_at <= self.clock():
+            return None
+        return principal
+
     def authenticate(self, access_token: str) -> Principal:
         """The principal of a valid access token; AuthFailed otherwise."""
+        cached = self.recently_verified(access_token)
+        if cached is not None:
+            return cached
         claims = self._decode(access_token)
         digest = token_hash(access_token)
-        cached = self._verified.get(digest)
-        if cached is not None and time.monotonic() - cached[0] <= self.verify_cache_s:
-            return cached[1]
         try:
             user_id = uuid_mod.UUID(claims["sub"])
         except (ValueError, TypeError, AttributeError):
             raise AuthFailed("your session is not valid; sign in again") from None
-        with self.sessions() as session:
-            state = auth_repo.token_state(session, user_id, digest)
+        with self.sessions.reading() as connection:
+            state = auth_repo.token_state(connection, user_id, digest)
             if state is None:
                 raise AuthFailed("your session is not valid; sign in again")
             user, invalidated_at, blacklisted = state

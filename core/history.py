@@ -13,10 +13,12 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import and_, false, null, or_, select, text
-from sqlalchemy.orm import Bundle, aliased
+from sqlalchemy import and_, bindparam, false, null, or_, select
+from sqlalchemy.orm import aliased
 
 from core.errors import InvalidSubmission
 from core.lifecycle import Role, Status, SubmissionType
@@ -102,28 +104,15 @@ class HistoryService:
         """
         if not 1 <= limit <= PAGE_MAX:
             raise InvalidSubmission("limit", f"limit must be between 1 and {PAGE_MAX}")
-        query = _visible(_with_people(), viewer, filters.check())
-        if cursor:
-            at, request_id = _decode_cursor(cursor)
-            if oldest_first:
-                after = or_(
-                    QueryRequest.created_at > at,
-                    and_(QueryRequest.created_at == at, QueryRequest.id > request_id),
-                )
-            else:
-                after = or_(
-                    QueryRequest.created_at < at,
-                    and_(QueryRequest.created_at == at, QueryRequest.id < request_id),
-                )
-            query = query.where(after)
-        order = (
-            (QueryRequest.created_at.asc(), QueryRequest.id.asc())
-            if oldest_first
-            else (QueryRequest.created_at.desc(), QueryRequest.id.desc())
-        )
-        with self.sessions() as session:
-            _plan_for_these_values(session)
-            rows = session.execute(query.order_by(*order).limit(limit + 1)).all()
+        filters.check()
+        after = _decode_cursor(cursor) if cursor else None
+        scope, params = _scope(viewer, filters)
+        if after is not None:
+            params["after_at"], params["after_id"] = after
+        params["limit"] = limit + 1
+        statement = _listing_statement(scope, after is not None, oldest_first)
+        with self.sessions.reading() as connection:
+            rows = connection.execute(statement, params).all()
         items = [_record(row) for row in rows[:limit]]
         next_cursor = _encode_cursor(items[-1]) if len(rows) > limit else None
         return Page(items, next_cursor)
@@ -157,21 +146,18 @@ class HistoryService:
         today = self.clock().astimezone(UTC).date()
         first = today - timedelta(days=days - 1)
         since = datetime(first.year, first.month, first.day, tzinfo=UTC)
-        query = _visible(
-            select(
-                QueryRequest.created_at,
-                QueryRequest.status,
-                QueryRequest.approved_at,
-                QueryRequest.rejected_at,
-                QueryRequest.execution_started_at,
-                QueryRequest.execution_completed_at,
-                QueryRequest.instance_name,
-                User.email,
-            ).join(User, User.id == QueryRequest.user_id),
-            viewer,
-            Filters(created_from=since),
-            requester_table=User,
-        )
+        columns = select(
+            QueryRequest.created_at,
+            QueryRequest.status,
+            QueryRequest.approved_at,
+            QueryRequest.rejected_at,
+            QueryRequest.execution_started_at,
+            QueryRequest.execution_completed_at,
+            QueryRequest.instance_name,
+            Requester.email,
+        ).join(Requester, Requester.id == QueryRequest.user_id)
+        scope, params = _scope(viewer, Filters(created_from=since))
+        query = _visible(columns, scope)
         day_list = [first + timedelta(days=i) for i in range(days)]
         index = {d: i for i, d in enumerate(day_list)}
         per_day: dict[str, list[int]] = {status: [0] * days for status in Status}
@@ -179,7 +165,7 @@ class HistoryService:
         instances: Counter[str] = Counter()
         requesters: Counter[str] = Counter()
         with self.sessions() as session:
-            for row in session.execute(query):
+            for row in session.execute(query, params):
                 day = row.created_at.astimezone(UTC).date()
                 if day in index:
                     per_day[row.status][index[day]] += 1
@@ -208,40 +194,32 @@ class HistoryService:
 
 Requester = aliased(User, name="requester")
 
-
-def _listed_request_columns() -> Bundle:
-    # A listing never shows a script's text (up to 1 MB each) nor the result summary: they
-    # are not read, and listed records carry None for them (`get` a request for everything).
-    columns = [
-        getattr(QueryRequest, c.key) if c.key not in LEFT_OUT_OF_LISTINGS else null().label(c.key)
-        for c in QueryRequest.__table__.columns
-    ]
-    return Bundle("request", *columns)
-
-
-LEFT_OUT_OF_LISTINGS = frozenset({"script_content", "execution_result"})
-# Plain column bundles rather than ORM entities: a listing reads rows, it changes none, and
-# skipping the identity map halves the time spent building a page.
-_REQUEST = _listed_request_columns()
-_REQUESTER = Bundle("requester", *(getattr(Requester, f.name) for f in fields(UserRecord)))
+# A listing never shows a script's text (up to 1 MB each) nor the result summary: they are not
+# read, and listed records carry None for them (`get` a request for everything). The decider is
+# named by approver_email (kept as it was when they decided), so listings need no second join on
+# users: listed records have no `approver` either.
+LEFT_OUT_OF_LISTINGS = frozenset({"script_content", "execution_result", "approver"})
+# The record's fields in order, without the requester (read from the joined users row).
+_REQUEST_FIELDS = tuple(f.name for f in fields(RequestRecord) if f.name != "requester")
+_REQUESTER_AT = [f.name for f in fields(RequestRecord)].index("requester")
+_REQUESTER_FIELDS = tuple(f.name for f in fields(UserRecord))
 
 
 def _with_people():
-    # The decider is named by approver_email (kept as it was when they decided), so listings
-    # need no second join on users: listed records have no `approver`.
-    return select(_REQUEST, _REQUESTER).join(Requester, QueryRequest.user_id == Requester.id)
+    # Plain columns in the record's own order rather than ORM entities: a listing reads rows
+    # and changes none, and each record is then built straight from its row.
+    return select(
+        *(
+            null().label(name) if name in LEFT_OUT_OF_LISTINGS else getattr(QueryRequest, name)
+            for name in _REQUEST_FIELDS
+        ),
+        *(getattr(Requester, name) for name in _REQUESTER_FIELDS),
+    ).join(Requester, QueryRequest.user_id == Requester.id)
 
 
 def _record(row) -> RequestRecord:
-    return RequestRecord.of(row.request, row.requester, None)
-
-
-def _plan_for_these_values(session) -> None:
-    # psycopg prepares a statement after a few runs, and PostgreSQL may then reuse one generic
-    # plan for every filter value. A listing's best plan depends on the values (walk the
-    # newest rows for a common status; use the trigram index for a rare word): plan each time.
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    split, at = len(_REQUEST_FIELDS), _REQUESTER_AT
+    return RequestRecord(*row[:at], UserRecord(*row[split:]), *row[at:split])
 
 
 def _percentiles(values: list[float]) -> Percentiles:
@@ -255,37 +233,74 @@ def _percentiles(values: list[float]) -> Percentiles:
     return Percentiles(len(ordered), at(0.5), at(0.9))
 
 
-def _visible(query, viewer: UserRecord, filters: Filters, requester_table=None):
-    """`query` restricted to what `viewer` may see and to the filters."""
+@dataclass(frozen=True)
+class _Scope:
+    """The shape of a listing's WHERE clause: who is looking, and which filters are set.
+
+    Statements are built once per shape, with bound parameters for every value, so a listing
+    costs a dictionary of values rather than a new statement to build and compile.
+    """
+
+    seen_by: str  # nobody (inactive) | own | pod (a manager: own and their pod's) | all
+    statuses: bool = False
+    submission_type: bool = False
+    database_type: bool = False
+    instance_id: bool = False
+    pod_id: bool = False
+    requester: bool = False
+    created_from: bool = False
+    created_to: bool = False
+    text: bool = False
+
+
+def _scope(viewer: UserRecord, filters: Filters) -> tuple[_Scope, dict[str, Any]]:
+    """What `viewer` may see under `filters`: the statement's shape and its parameter values."""
     if not viewer.is_active:
-        return query.where(false())
-    mine = QueryRequest.user_id == viewer.id
-    if filters.mine:
-        query = query.where(mine)
-    elif viewer.role == Role.MANAGER:
-        query = query.where(or_(mine, QueryRequest.pod_id == (viewer.pod_id or "")))
-    elif viewer.role != Role.ADMIN:
-        query = query.where(mine)
-    if filters.statuses:
-        query = query.where(QueryRequest.status.in_(filters.statuses))
-    if filters.submission_type:
-        query = query.where(QueryRequest.submission_type == filters.submission_type)
-    if filters.database_type:
-        query = query.where(QueryRequest.database_type == filters.database_type)
-    if filters.instance_id:
-        query = query.where(QueryRequest.instance_id == filters.instance_id)
-    if filters.pod_id:
-        query = query.where(QueryRequest.pod_id == filters.pod_id)
-    if filters.requester:
-        people = requester_table if requester_table is not None else Requester
-        query = query.where(people.email.ilike(_escape_like(filters.requester.strip()), "\\"))
-    if filters.created_from:
-        query = query.where(QueryRequest.created_at >= filters.created_from)
-    if filters.created_to:
-        query = query.where(QueryRequest.created_at < filters.created_to)
+        return _Scope("nobody"), {}
+    if filters.mine or viewer.role not in (Role.MANAGER, Role.ADMIN):
+        seen_by = "own"
+    else:
+        seen_by = "pod" if viewer.role == Role.MANAGER else "all"
     text = (filters.text or "").strip()
-    if text:
-        pattern = f"%{_escape_like(text)}%"
+    values: dict[str, Any] = {
+        "statuses": list(filters.statuses),
+        "submission_type": filters.submission_type,
+        "database_type": filters.database_type,
+        "instance_id": filters.instance_id,
+        "pod_id": filters.pod_id,
+        "requester": _escape_like(filters.requester.strip()) if filters.requester else None,
+        "created_from": filters.created_from,
+        "created_to": filters.created_to,
+        "text": f"%{_escape_like(text)}%" if text else None,
+    }
+    params = {name: value for name, value in values.items() if value}
+    params["viewer_id"] = viewer.id
+    params["viewer_pod"] = viewer.pod_id or ""
+    return _Scope(seen_by, **{name: True for name in params if name in values}), params
+
+
+def _visible(query, scope: _Scope):
+    """`query` (over query_requests joined to its Requester) restricted to `scope`."""
+    if scope.seen_by == "nobody":
+        return query.where(false())
+    mine = QueryRequest.user_id == bindparam("viewer_id")
+    if scope.seen_by == "own":
+        query = query.where(mine)
+    elif scope.seen_by == "pod":
+        query = query.where(or_(mine, QueryRequest.pod_id == bindparam("viewer_pod")))
+    if scope.statuses:
+        query = query.where(QueryRequest.status.in_(bindparam("statuses", expanding=True)))
+    for name in ("submission_type", "database_type", "instance_id", "pod_id"):
+        if getattr(scope, name):
+            query = query.where(getattr(QueryRequest, name) == bindparam(name))
+    if scope.requester:
+        query = query.where(Requester.email.ilike(bindparam("requester"), escape="\\"))
+    if scope.created_from:
+        query = query.where(QueryRequest.created_at >= bindparam("created_from"))
+    if scope.created_to:
+        query = query.where(QueryRequest.created_at < bindparam("created_to"))
+    if scope.text:
+        pattern = bindparam("text")
         query = query.where(
             or_(
                 *(
@@ -295,6 +310,31 @@ def _visible(query, viewer: UserRecord, filters: Filters, requester_table=None):
             )
         )
     return query
+
+
+@lru_cache(maxsize=512)
+def _listing_statement(scope: _Scope, paged: bool, oldest_first: bool):
+    query = _visible(_with_people(), scope)
+    at, request_id = bindparam("after_at"), bindparam("after_id")
+    if oldest_first:
+        if paged:
+            query = query.where(
+                or_(
+                    QueryRequest.created_at > at,
+                    and_(QueryRequest.created_at == at, QueryRequest.id > request_id),
+                )
+            )
+        order = (QueryRequest.created_at.asc(), QueryRequest.id.asc())
+    else:
+        if paged:
+            query = query.where(
+                or_(
+                    QueryRequest.created_at < at,
+                    and_(QueryRequest.created_at == at, QueryRequest.id < request_id),
+                )
+            )
+        order = (QueryRequest.created_at.desc(), QueryRequest.id.desc())
+    return query.order_by(*order).limit(bindparam("limit"))
 
 
 def _escape_like(text: str) -> str:

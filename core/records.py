@@ -6,6 +6,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 
@@ -67,9 +68,9 @@ class RequestRecord:
             self.query_content if self.submission_type == "query" else self.script_content
         ) or ""
 
-    @property
+    @cached_property
     def short_id(self) -> str:
-        return str(self.uuid)[:8]
+        return self.uuid.hex[:8]
 
     @property
     def target_label(self) -> str:

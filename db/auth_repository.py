@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import Connection, delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Bundle, Session
+from sqlalchemy.orm import Session
 
 from db.models import (
     AccessTokenBlacklist,
@@ -111,16 +111,25 @@ def invalidate_user_tokens(session: Session, user_id: uuid_mod.UUID, now: dateti
     )
 
 
-def token_state(session: Session, user_id: uuid_mod.UUID, token_hash: str) -> Any | None:
-    """(user, invalidated_at, blacklisted) in one round trip; None when the user is gone."""
+def token_state(
+    session: Session | Connection, user_id: uuid_mod.UUID, token_hash: str
+) -> tuple[Any, datetime | None, bool] | None:
+    """(user, invalidated_at, blacklisted) in one round trip; None when the user is gone.
+
+    `user` is a row with the users table's columns as attributes.
+    """
     blacklisted = exists().where(AccessTokenBlacklist.token_hash == token_hash)
     # Columns, not an ORM entity: this runs on every request and only reads.
-    user = Bundle("user", *(getattr(User, column.key) for column in User.__table__.columns))
-    return session.execute(
-        select(user, UserTokenInvalidation.invalidated_at, blacklisted.label("blacklisted"))
+    row = session.execute(
+        select(
+            *User.__table__.columns,
+            UserTokenInvalidation.invalidated_at,
+            blacklisted.label("blacklisted"),
+        )
         .outerjoin(UserTokenInvalidation, UserTokenInvalidation.user_id == User.id)
         .where(User.id == user_id)
     ).first()
+    return None if row is None else (row, row.invalidated_at, row.blacklisted)
 
 
 # --- one-time links --------------------------------------------------------------------------
@@ -202,6 +211,13 @@ def throttle_for_update(session: Session, key: str, now: datetime) -> LoginThrot
 
 def clear_throttle(session: Session, key: str) -> None:
     session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
+
+
+def replace_password_hash(session: Session, user_id: uuid_mod.UUID, old: str, new: str) -> None:
+    """Store a new hash of the same password, unless the password changed in the meantime."""
+    session.execute(
+        update(User).where(User.id == user_id, User.password_hash == old).values(password_hash=new)
+    )
 
 
 def delete_stale_throttles(session: Session, failed_before: datetime) -> int:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,6 +39,10 @@ def make_engine(url: str, **kwargs) -> Engine:
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise PortalDatabaseError("DBQUERY_DATABASE_URL must be a PostgreSQL or SQLite URL")
+    # The session speaks UTC: timestamps then arrive already in the zone the portal hands out,
+    # with nothing to convert (a listing reads seven a request). Options in the URL are kept.
+    options = " ".join(filter(None, [parsed.query.get("options"), "-c TimeZone=UTC"]))
+    parsed = parsed.update_query_dict({"options": options})
     # A bounded connect: an unreachable portal fails a health probe or a command in seconds.
     return create_engine(
         parsed,
@@ -44,7 +50,11 @@ def make_engine(url: str, **kwargs) -> Engine:
         pool_size=10,
         max_overflow=10,
         pool_timeout=10,
-        connect_args={"connect_timeout": PORTAL_CONNECT_TIMEOUT_S},
+        # prepare_threshold=None: psycopg never prepares a statement, so PostgreSQL plans each
+        # run for its own values. A prepared listing could fall back to one generic plan for
+        # every filter, where the best plan depends on them (walk the newest rows for a common
+        # status; use a trigram index for a rare word).
+        connect_args={"connect_timeout": PORTAL_CONNECT_TIMEOUT_S, "prepare_threshold": None},
         **kwargs,
     )
 
@@ -88,17 +98,22 @@ PORTAL_CONNECT_TIMEOUT_S = 5
 
 
 class Sessions:
-    """The portal's session factory: `begin()` for a write transaction, a call for reads.
+    """The portal's session factory: `begin()` for a write transaction, a call for reads, and
+    `reading()` for a single read statement on a plain connection.
 
-    The distinction matters on SQLite only: a write transaction takes the write lock at BEGIN
-    (two writers serialise instead of failing on lock upgrade), while reads begin deferred.
+    Writes and reads differ on SQLite: a write transaction takes the write lock at BEGIN (two
+    writers serialise instead of failing on lock upgrade), while reads begin deferred.
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._writes = sessionmaker(engine, expire_on_commit=False)
-        self._reads = sessionmaker(
-            engine.execution_options(**{SQLITE_DEFERRED_BEGIN: True}), expire_on_commit=False
+        reads = engine.execution_options(**{SQLITE_DEFERRED_BEGIN: True})
+        self._reads = sessionmaker(reads, expire_on_commit=False)
+        self._single_reads = (
+            reads
+            if engine.dialect.name == "sqlite"
+            else engine.execution_options(isolation_level="AUTOCOMMIT")
         )
 
     def begin(self):
@@ -106,6 +121,14 @@ class Sessions:
 
     def __call__(self) -> Session:
         return self._reads()
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for one read statement (a listing): on PostgreSQL it runs outside a
+        transaction, so it costs no BEGIN and ROLLBACK round trips; on SQLite it reads in a
+        deferred transaction, as the read sessions do."""
+        with self._single_reads.connect() as connection:
+            yield connection
 
 
 def make_session_factory(engine: Engine) -> Sessions:

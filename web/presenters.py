@@ -37,10 +37,6 @@ def timeline(request: RequestRecord) -> list[Step]:
     return steps
 
 
-def _at(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def user_json(user: UserRecord) -> dict[str, Any]:
     return {
         "id": str(user.id),
@@ -54,8 +50,10 @@ def user_json(user: UserRecord) -> dict[str, Any]:
 
 
 def request_json(request: RequestRecord, *, full: bool = False) -> dict[str, Any]:
+    """A request as the API returns it. Times and the id stay datetime and UUID objects: both
+    JSON encoders the API uses (orjson, FastAPI's own) write them as ISO 8601 and UUID text."""
     body: dict[str, Any] = {
-        "id": str(request.uuid),
+        "id": request.uuid,
         "short_id": request.short_id,
         "status": request.status,
         "requester": {"email": request.requester.email, "name": request.requester.name},
@@ -69,21 +67,21 @@ def request_json(request: RequestRecord, *, full: bool = False) -> dict[str, Any
         "submission_type": request.submission_type,
         "script_filename": request.script_filename,
         "comments": request.comments,
-        "created_at": _at(request.created_at),
-        "updated_at": _at(request.updated_at),
+        "created_at": request.created_at,
+        "updated_at": request.updated_at,
         "decided_by": request.approver_email,
-        "approved_at": _at(request.approved_at),
-        "rejected_at": _at(request.rejected_at),
+        "approved_at": request.approved_at,
+        "rejected_at": request.rejected_at,
         "rejection_reason": request.rejection_reason,
-        "execution_started_at": _at(request.execution_started_at),
-        "execution_completed_at": _at(request.execution_completed_at),
+        "execution_started_at": request.execution_started_at,
+        "execution_completed_at": request.execution_completed_at,
         "execution_error": request.execution_error,
     }
     if full:
         body["content"] = request.content
         body["result"] = request.result_summary()
         body["timeline"] = [
-            {"what": s.what, "who": s.who, "at": _at(s.at), "detail": s.detail}
+            {"what": s.what, "who": s.who, "at": s.at, "detail": s.detail}
             for s in timeline(request)
         ]
     else:

@@ -24,9 +24,10 @@ DEFAULT_PUBLIC_URL = "http://localhost:3000"
 LOCAL_ORIGINS = ("http://localhost", "http://127.0.0.1")
 
 
-# Threads that may run web work (portal queries) at once. More than a few only interleave under
-# the GIL: every request then takes as long as the slowest, while queueing keeps each short.
-WEB_THREADS = 4
+# Threads that may run web work (portal queries) at once: one waits on the database while the
+# other builds its page. More only interleave under the GIL, and pay for it in switches (at ten
+# concurrent listings, four threads cost 10% more CPU a request than two).
+WEB_THREADS = 2
 
 
 @dataclass

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile, status
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -17,6 +17,7 @@ from core.requests import Submission
 from web import actions
 from web.auth import CurrentUser
 from web.presenters import analysis_json, request_json
+from web.responses import FastJSONResponse
 from web.surface import surface
 
 router = APIRouter(prefix="/requests", tags=["requests"])
@@ -123,7 +124,7 @@ async def list_requests(
     sort: Literal["newest", "oldest"] = "newest",
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> JSONResponse:
+) -> FastJSONResponse:
     """Requests the caller may see, newest first, a page at a time (follow `next_cursor`)."""
     filters = parse_filters(
         status_, type_, database_type, instance, pod, requester, created_from, created_to, q, mine
@@ -134,8 +135,8 @@ async def list_requests(
             user, filters, oldest_first=sort == "oldest", limit=limit, cursor=cursor
         )
     )
-    # Plain JSON types already: skip FastAPI's generic encoder, the costliest step of a listing.
-    return JSONResponse(
+    # Rendered by orjson, skipping FastAPI's generic encoder: the costliest step of a listing.
+    return FastJSONResponse(
         {"requests": [request_json(r) for r in page.items], "next_cursor": page.next_cursor}
     )
 
