@@ -260,3 +260,29 @@ def test_jwt_secret_rules(tmp_path):
         resolve_jwt_secret(
             Settings(DBQUERY_DATABASE_URL="postgresql://x@h/p", DBQUERY_JWT_SECRET="short")
         )
+
+
+def test_password_hashes_use_owasp_parameters_and_older_ones_are_remade_at_sign_in(served_pg):
+    from argon2 import PasswordHasher
+
+    from db.models import User
+
+    person = served_pg.people.other_manager
+    served_pg.web.auth.set_password(person.email, PASSWORD)
+    [user] = rows(served_pg, User, User.email == person.email)
+    assert user.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    # A hash made with the library's heavier default (64 MiB, 4 lanes) still signs in ...
+    older = PasswordHasher().hash(PASSWORD)
+    with served_pg.core.sessions.begin() as session:
+        session.get(User, user.id).password_hash = older
+    bad = served_pg.client().post(
+        "/api/v1/auth/login", json={"email": person.email, "password": PASSWORD + "x"}
+    )
+    assert bad.status_code == 401
+    [user] = rows(served_pg, User, User.email == person.email)
+    assert user.password_hash == older  # a wrong password changes nothing
+    login(served_pg, person.email)
+    # ... and is replaced by one with the current parameters, for the same password.
+    [user] = rows(served_pg, User, User.email == person.email)
+    assert user.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert PasswordHasher().verify(user.password_hash, PASSWORD)
