@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import shutil
@@ -10,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from isal import igzip
 
 # The portal row keeps a preview that renders well under Slack's ~3,000-character section
 # limit; the whole result travels as a file.
@@ -21,8 +22,9 @@ MB = 1024 * 1024
 DEFAULT_MAX_RESULT_BYTES = 512 * MB
 DEFAULT_COMPRESS_OVER_BYTES = 20 * MB
 DEFAULT_UPLOAD_LIMIT_BYTES = 1024 * MB
-# Level 1: about five times faster than gzip's default for a file only a few percent larger;
-# the file is written while the rows stream in, so compression must keep up with the database.
+# ISA-L's igzip (python-isal) writes the same gzip format as zlib: at its level 1 it compresses
+# a CSV export about four times faster than zlib's fastest level, into a smaller file. The file is
+# written while the rows stream in, so compression must keep up with the database.
 GZIP_LEVEL = 1
 # What may still be on its way to the compressed file (a block waiting for zlib, and what
 # zlib holds unflushed): the file is cut this far below the upload limit so that it stays
@@ -234,7 +236,7 @@ class ResultWriter:
         self._raw.close()
         gz_part = self._part.with_name(self.path.name + ".gz.part")
         raw = gz_part.open("wb")
-        gz = gzip.GzipFile(
+        gz = igzip.IGzipFile(
             filename=self.path.name, mode="wb", compresslevel=GZIP_LEVEL, fileobj=raw, mtime=0
         )
         # Records are a line each: handing zlib one line per call costs four times the
