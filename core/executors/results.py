@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import queue
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +28,14 @@ DEFAULT_UPLOAD_LIMIT_BYTES = 1024 * MB
 # a CSV export about four times faster than zlib's fastest level, into a smaller file. The file is
 # written while the rows stream in, so compression must keep up with the database.
 GZIP_LEVEL = 1
-# What may still be on its way to the compressed file (a block waiting for zlib, and what
-# zlib holds unflushed): the file is cut this far below the upload limit so that it stays
-# under it once the last block is out.
-GZIP_PENDING_BYTES = 1 * MB
 GZIP_BLOCK_BYTES = 256 * 1024
+# Blocks waiting for the compressing thread: enough to keep it busy while rows arrive, few
+# enough to keep memory flat.
+GZIP_QUEUED_BLOCKS = 4
+# What may still be on its way to the compressed file (the blocks queued for the compressor, the
+# one being filled, and what the compressor holds unflushed): the file is cut this far below the
+# upload limit so that it stays under it once the last block is out.
+GZIP_PENDING_BYTES = 1 * MB + (GZIP_QUEUED_BLOCKS + 1) * GZIP_BLOCK_BYTES
 COPY_CHUNK_BYTES = 1 * MB
 
 
@@ -239,9 +244,10 @@ class ResultWriter:
         gz = igzip.IGzipFile(
             filename=self.path.name, mode="wb", compresslevel=GZIP_LEVEL, fileobj=raw, mtime=0
         )
-        # Records are a line each: handing zlib one line per call costs four times the
-        # compression itself, so they reach it in blocks.
-        out = io.BufferedWriter(gz, GZIP_BLOCK_BYTES)  # type: ignore[arg-type]
+        # Records are a line each: handing the compressor one line per call costs four times the
+        # compression itself, so they reach it in blocks, compressed by a thread of their own
+        # while the next rows arrive.
+        out = io.BufferedWriter(_CompressingThread(gz), GZIP_BLOCK_BYTES)
         with self._part.open("rb") as plain:
             shutil.copyfileobj(plain, out, COPY_CHUNK_BYTES)
         self._part.unlink()
@@ -278,6 +284,53 @@ class ResultWriter:
                 self._raw.close()
         finally:
             self._part.unlink(missing_ok=True)
+
+
+class _CompressingThread(io.RawIOBase):
+    """A write-only stream that hands each block to a thread writing it into `gz`.
+
+    igzip lets go of the GIL while it compresses, so the rows keep streaming in meanwhile. At
+    most GZIP_QUEUED_BLOCKS wait; a failure in the thread comes back from the next write or
+    from close().
+    """
+
+    def __init__(self, gz: BinaryIO) -> None:
+        super().__init__()
+        self._gz = gz
+        self._blocks: queue.Queue[bytes | None] = queue.Queue(GZIP_QUEUED_BLOCKS)
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="dbquery-gzip", daemon=True)
+        self._thread.start()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, block) -> int:  # type: ignore[override]
+        self._raise_failure()
+        self._blocks.put(bytes(block))  # the caller reuses its buffer
+        return len(block)
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._blocks.put(None)
+                self._thread.join()
+                self._gz.close()
+            finally:
+                super().close()
+            self._raise_failure()
+
+    def _run(self) -> None:
+        while (block := self._blocks.get()) is not None:
+            if self._failure is None:
+                try:
+                    self._gz.write(block)
+                except BaseException as exc:  # handed to the writing thread
+                    self._failure = exc
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
 
 
 def replace_result_file(result: ExecutionResult, written: WrittenFile, row_count: int) -> None:
