@@ -20,34 +20,35 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
-
-import boto3
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionError,
-    HTTPClientError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-)
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from core.catalogue import Instance
 from core.errors import CredentialsError
 from core.executors.base import Connection
+
+if TYPE_CHECKING:
+    from botocore.exceptions import BotoCoreError, ClientError
 
 log = logging.getLogger("dbquery.secrets")
 
 DEFAULT_TTL_S = 300.0
 
 # Bounded waits so an unreachable Secrets Manager fails a request in seconds, not minutes.
-AWS_CLIENT_CONFIG = Config(
-    connect_timeout=5,
-    read_timeout=10,
-    retries={"max_attempts": 3, "mode": "standard"},
-)
+AWS_CLIENT_OPTIONS = {
+    "connect_timeout": 5,
+    "read_timeout": 10,
+    "retries": {"max_attempts": 3, "mode": "standard"},
+}
+
+
+def _aws_errors() -> ModuleType:
+    # boto3 and botocore are imported on first use of an aws: secret: about 10 MB of memory
+    # that a deployment with env: secrets only never needs.
+    from botocore import exceptions
+
+    return exceptions
+
 
 # What to tell people for the Secrets Manager error codes they can act on.
 _AWS_ERROR_HINTS = {
@@ -119,10 +120,16 @@ def aws_secrets_client(environ: Mapping[str, str]) -> Any:
     endpoint = (
         environ.get("AWS_ENDPOINT_URL_SECRETS_MANAGER") or environ.get("AWS_ENDPOINT_URL") or None
     )
+    import boto3.session
+    from botocore.config import Config
+
     # A session of our own: boto3's default session is not safe to share between threads.
     session = boto3.session.Session()
     return session.client(
-        "secretsmanager", region_name=region, endpoint_url=endpoint, config=AWS_CLIENT_CONFIG
+        "secretsmanager",
+        region_name=region,
+        endpoint_url=endpoint,
+        config=Config(**AWS_CLIENT_OPTIONS),
     )
 
 
@@ -204,15 +211,16 @@ class SecretStore:
 
     def _read_aws(self, secret_ref: str, secret_id: str) -> str:
         client = self._client(secret_ref)
+        errors = _aws_errors()
         # The raise happens outside the except blocks so a botocore error, which may quote
         # the response, is not kept as the new error's __context__.
         problem: str | None = None
         try:
             with _RESPONSE_FILTER.active():
                 response = client.get_secret_value(SecretId=secret_id)
-        except ClientError as exc:
+        except errors.ClientError as exc:
             problem = _client_error_message(secret_ref, exc)
-        except BotoCoreError as exc:
+        except errors.BotoCoreError as exc:
             endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
             problem = _transport_error_message(secret_ref, exc, endpoint)
         if problem is not None:
@@ -232,14 +240,15 @@ class SecretStore:
             return self._aws_client
 
     def _create_client(self, secret_ref: str) -> Any:
+        errors = _aws_errors()
         try:
             return self._aws_client_factory()
-        except NoRegionError:
+        except errors.NoRegionError:
             problem = "no AWS region is configured (set AWS_REGION)"
         except ValueError as exc:
             # botocore's "Invalid endpoint: <url>": the URL comes from configuration, not a secret.
             problem = f"the AWS endpoint is not usable: {exc}"
-        except BotoCoreError as exc:
+        except errors.BotoCoreError as exc:
             problem = f"the AWS client cannot be created ({type(exc).__name__})"
         raise CredentialsError(f"secret {secret_ref}: {problem}")
 
@@ -256,15 +265,16 @@ def _client_error_message(secret_ref: str, exc: ClientError) -> str:
 
 
 def _transport_error_message(secret_ref: str, exc: BotoCoreError, endpoint: str | None) -> str:
+    errors = _aws_errors()
     where = f" at {endpoint}" if endpoint else ""
-    if isinstance(exc, ConnectionError):
+    if isinstance(exc, errors.ConnectionError):
         return f"secret {secret_ref}: cannot reach AWS Secrets Manager{where}"
-    if isinstance(exc, HTTPClientError):
+    if isinstance(exc, errors.HTTPClientError):
         return (
             f"secret {secret_ref}: the connection to AWS Secrets Manager{where} failed "
             f"({type(exc).__name__})"
         )
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+    if isinstance(exc, errors.NoCredentialsError | errors.PartialCredentialsError):
         return f"secret {secret_ref}: the bot has no usable AWS credentials"
     # Other botocore errors (e.g. a response that fails to parse) may quote the response,
     # so only the error's type is reported.

@@ -1,15 +1,19 @@
-"""Apply the Alembic migrations shipped in db/migrations (idempotent)."""
+"""Apply the Alembic migrations shipped in db/migrations (idempotent).
+
+Only `migrate` needs Alembic itself, and imports it when called. Checking where a portal
+stands (what `serve` does at start-up) reads the migration files' revision ids and the
+alembic_version table directly: Alembic would stay loaded in `serve` for nothing, about 10 MB.
+"""
 
 from __future__ import annotations
 
+import ast
 import warnings
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import SAWarning
 
 from db.errors import PortalDatabaseError
@@ -19,25 +23,48 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = 0x64627175657279
 
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
 
 
+@cache
+def revision_parents() -> dict[str, str | None]:
+    """Each shipped revision and the one it revises, read from the migration files."""
+    parents: dict[str, str | None] = {}
+    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
+        values = {}
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+                if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                    values[target.id] = ast.literal_eval(node.value)
+        parents[values["revision"]] = values.get("down_revision")
+    return parents
+
+
 def head_revision() -> str:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    parents = revision_parents()
+    [head] = set(parents) - set(parents.values())
+    return head
 
 
 def known_revisions() -> set[str]:
-    return {
-        script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
-    }
+    return set(revision_parents())
 
 
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 _EXPRESSION_INDEX_WARNING = "Skipped unsupported reflection of expression-based index"
@@ -45,6 +72,9 @@ _EXPRESSION_INDEX_WARNING = "Skipped unsupported reflection of expression-based 
 
 def migrate(engine: Engine) -> tuple[str | None, str]:
     """Upgrade to head; returns (revision before, revision after)."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     cfg = alembic_config()
     known = known_revisions()
     with engine.begin() as conn:

@@ -436,3 +436,33 @@ def test_upgrading_from_0004_keeps_every_row(empty_engine):
     ]
     for name, table in UNCHANGED.items():
         assert _read(empty_engine, table, next(iter(table.c)).name) == rows[name], name
+
+
+def test_the_revisions_read_from_the_files_are_alembics_own():
+    from alembic.script import ScriptDirectory
+
+    from db.migrate import known_revisions, revision_parents
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    assert head_revision() == scripts.get_current_head()
+    assert known_revisions() == {script.revision for script in scripts.walk_revisions()}
+    assert revision_parents() == {
+        script.revision: script.down_revision for script in scripts.walk_revisions()
+    }
+
+
+def test_serve_checks_the_portal_without_loading_alembic(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from db.migrate import current_revision, head_revision;"
+        " from db.session import make_engine;"
+        f" engine = make_engine('sqlite:///{tmp_path / 'portal.sqlite3'}');"
+        " assert current_revision(engine) is None and head_revision();"
+        " import app.cli, app.serve;"
+        " print(sorted(m for m in ('alembic', 'boto3', 'botocore') if m in sys.modules))"
+    )
+    answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.strip() == "[]"
