@@ -113,7 +113,12 @@ class QueryRequest(TimestampMixin, Base):
             " OR (submission_type = 'script' AND script_content IS NOT NULL)",
             name="content_matches_type",
         ),
-        Index("ix_query_requests_pod_id_status", "pod_id", "status"),
+        # A listing filtered by status, or by pod and status, reads its page newest first
+        # straight from one of these.
+        Index("ix_query_requests_status_created_at_id", "status", "created_at", "id"),
+        Index(
+            "ix_query_requests_pod_id_status_created_at_id", "pod_id", "status", "created_at", "id"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -134,7 +139,7 @@ class QueryRequest(TimestampMixin, Base):
     comments: Mapped[str | None] = mapped_column(Text)
     pod_id: Mapped[str] = mapped_column(String(100), nullable=False)
     pod_name: Mapped[str] = mapped_column(String(255), nullable=False)
-    status: Mapped[str] = mapped_column(String(20), nullable=False, default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default="pending")
     approver_id: Mapped[uuid_mod.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )

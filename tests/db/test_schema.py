@@ -132,9 +132,14 @@ EXPECTED: dict[str, Table] = {
             }
         ),
         indexes={
-            "ix_query_requests_status": ("status",),
+            "ix_query_requests_status_created_at_id": ("status", "created_at", "id"),
             "ix_query_requests_user_id": ("user_id",),
-            "ix_query_requests_pod_id_status": ("pod_id", "status"),
+            "ix_query_requests_pod_id_status_created_at_id": (
+                "pod_id",
+                "status",
+                "created_at",
+                "id",
+            ),
             "ix_query_requests_created_at_id": ("created_at", "id"),
         },
     ),
