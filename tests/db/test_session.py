@@ -1,4 +1,5 @@
-"""The portal session factory on SQLite: writers serialise, readers never wait behind them."""
+"""The portal session factory: on SQLite writers serialise and readers never wait behind them;
+on PostgreSQL a pooled connection is pinged before use once it has sat idle."""
 
 from __future__ import annotations
 
@@ -50,3 +51,40 @@ def test_sqlite_read_does_not_wait_for_an_open_write_transaction(tmp_path):
     with sessions() as reader:
         assert reader.scalar(select(func.count()).select_from(User)) == 3
     sessions.engine.dispose()
+
+
+def _backend_pid(engine) -> int:
+    with engine.connect() as connection:
+        return connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+
+
+def _terminate(admin_url: str, pid: int) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+def test_a_connection_idle_past_the_threshold_is_pinged_and_replaced(pg_admin_url, pg_database):
+    from tests.conftest import pg_url_for
+
+    engine = make_engine(pg_url_for(pg_database), ping_after_idle_s=0)
+    dead = _backend_pid(engine)
+    _terminate(pg_admin_url, dead)
+    assert _backend_pid(engine) != dead  # the ping failed, the pool connected anew
+    engine.dispose()
+
+
+def test_a_connection_used_moments_ago_is_not_pinged(pg_admin_url, pg_database):
+    import pytest
+    from sqlalchemy.exc import OperationalError
+
+    from tests.conftest import pg_url_for
+
+    engine = make_engine(pg_url_for(pg_database), ping_after_idle_s=3600)
+    dead = _backend_pid(engine)
+    _terminate(pg_admin_url, dead)
+    with pytest.raises(OperationalError):
+        _backend_pid(engine)  # no ping: the request in hand fails ...
+    assert _backend_pid(engine) != dead  # ... and the pool starts afresh
+    engine.dispose()
