@@ -361,8 +361,8 @@ def main() -> int:
             else:
                 label, tail = "cache off", " (every check reads the portal)"
             print(
-                f"  AuthService.authenticate(), {label}, {threads:>2} thread(s): p50 {p50:.2f}"
-                f" ms, p99 {p99:.2f} ms{tail}"
+                f"  AuthService.authenticate(), {label}, {threads:>2} thread(s): p50 {p50:.3f}"
+                f" ms, p99 {p99:.3f} ms{tail}"
             )
         print(f"\nserver peak RSS {server_rss:.0f} MB; benchmark peak RSS {peak_rss_mb():.0f} MB")
         return 0
