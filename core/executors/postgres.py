@@ -13,8 +13,9 @@ said and whatever the credentials may do:
 - Memory: no statement's result is fetched whole. SELECTs are exported with COPY ... TO
   STDOUT (the server writes the CSV, one line per message) through a wrapper that cuts very
   long cells on the server, so no single message can be huge; a DECLAREd cursor gets the same
-  wrapper, and every other row-returning statement (FETCH, RETURNING, EXPLAIN, SHOW, ...)
-  streams one row at a time. The result file stops at the row cap and the byte cap.
+  wrapper, and so do INSERT, UPDATE, DELETE and MERGE ... RETURNING (as the body of a WITH);
+  every other row-returning statement (FETCH, EXPLAIN, SHOW, ...) streams one row at a
+  time. The result file stops at the row cap and the byte cap.
 - Cells arrive as PostgreSQL's own text, on both paths, so no value is parsed into a Python
   object only to be formatted back into text.
 """
@@ -417,6 +418,8 @@ def _run_statement(
         return None
     if _returns_rows(node):
         text = _capped_fetch(node, conn.max_rows) or step.text
+        if isinstance(node, _DML):
+            text = _capped_returning(pg, text)
         rows = _with_writer(job, result, lambda w: _stream_rows(pg, text, w, conn.max_rows))
         if rows is not None and isinstance(node, _DML):
             outcome.affected = rows.seen  # RETURNING returns every row the statement changed
@@ -550,36 +553,89 @@ def _quote_ident(name: str) -> str:
 def _capped_select(pg: psycopg.Connection, text: str) -> tuple[list[str], int, str]:
     """The SELECT with long cells cut on the server: (column names, cut length or 0, SQL).
 
-    The columns are learned with LIMIT 0, which plans the query and runs none of it. Cells of
-    types whose text is always short are left alone; the others are cut to the row's budget
-    shared by its columns, and end with a mark so that the cut is visible. The inner query
-    sits behind OFFSET 0 so that it is evaluated once per row, not once per mention.
+    The columns are learned with LIMIT 0, which plans the query and runs none of it. The inner
+    query sits behind OFFSET 0 so that it is evaluated once per row, not once per mention.
     """
     with pg.cursor() as cursor:
         cursor.execute(f"SELECT * FROM (\n{text}\n) AS dbquery_result LIMIT 0")
-        description = list(cursor.description or ())
-    columns = [column.name for column in description]
-    bounded = _bounded_type_oids()
-    if not description or all(column.type_code in bounded for column in description):
+        description = [(column.name, column.type_code) for column in cursor.description or ()]
+    columns = [name for name, _ in description]
+    cut, exprs = _cut_columns(description)
+    if not cut:
         return columns, 0, f"SELECT * FROM (\n{text}\n) AS dbquery_result"
-    cut = max(CELL_FLOOR_CHARS, ROW_BUDGET_CHARS // len(description))
-    mark = CUT_MARK.replace("'", "''")
-    aliases = [f"c{i}" for i in range(1, len(description) + 1)]
-    exprs = []
-    for alias, column in zip(aliases, description, strict=True):
-        if column.type_code in bounded:
-            exprs.append(f"{alias} AS {_quote_ident(column.name)}")
-        else:
-            exprs.append(
-                f"CASE WHEN length({alias}::text) > {cut} "
-                f"THEN left({alias}::text, {cut}) || '{mark}' ELSE {alias}::text END "
-                f"AS {_quote_ident(column.name)}"
-            )
+    aliases = ", ".join(f"c{i}" for i in range(1, len(description) + 1))
     query = (
-        f"SELECT {', '.join(exprs)} FROM (SELECT * FROM (\n{text}\n) AS dbquery_inner OFFSET 0)"
-        f" AS dbquery_result({', '.join(aliases)})"
+        f"SELECT {exprs} FROM (SELECT * FROM (\n{text}\n) AS dbquery_inner OFFSET 0)"
+        f" AS dbquery_result({aliases})"
     )
     return columns, cut, query
+
+
+def _cut_columns(description: list[tuple[str, int]]) -> tuple[int, str]:
+    """Select expressions over columns c1, c2, ... that cut long cells: (cut length, SQL).
+
+    Cells of types whose text is always short are left alone; the others are cut to the row's
+    budget shared by its columns, and end with a mark so that the cut is visible. (0, "") when
+    no column needs it.
+    """
+    bounded = _bounded_type_oids()
+    if all(type_oid in bounded for _, type_oid in description):
+        return 0, ""
+    cut = max(CELL_FLOOR_CHARS, ROW_BUDGET_CHARS // len(description))
+    mark = CUT_MARK.replace("'", "''")
+    exprs = []
+    for i, (name, type_oid) in enumerate(description, start=1):
+        if type_oid in bounded:
+            exprs.append(f"c{i} AS {_quote_ident(name)}")
+        else:
+            exprs.append(
+                f"CASE WHEN length(c{i}::text) > {cut} "
+                f"THEN left(c{i}::text, {cut}) || '{mark}' ELSE c{i}::text END "
+                f"AS {_quote_ident(name)}"
+            )
+    return cut, ", ".join(exprs)
+
+
+def _capped_returning(pg: psycopg.Connection, text: str) -> str:
+    """INSERT/UPDATE/DELETE/MERGE ... RETURNING with long cells cut on the server.
+
+    The statement becomes the body of a WITH whose rows are cut as a SELECT's are, so no
+    returned row arrives whole past the row budget. Its columns are learned by preparing it
+    (which runs none of it), inside a savepoint: a statement PostgreSQL will not take inside a
+    WITH (a WITH of its own that writes, a table with DO INSTEAD rules) runs as it was.
+    """
+    pgconn = pg.pgconn
+    pg.execute("SAVEPOINT dbquery_describe")
+    try:
+        described = _describe(pgconn, text)
+        if described is None:
+            return text
+        cut, exprs = _cut_columns(described)
+        if not cut:
+            return text
+        aliases = ", ".join(f"c{i}" for i in range(1, len(described) + 1))
+        wrapped = (
+            f"WITH dbquery_changed({aliases}) AS (\n{text}\n) SELECT {exprs} FROM dbquery_changed"
+        )
+        return wrapped if _describe(pgconn, wrapped) is not None else text
+    finally:
+        if pgconn.transaction_status == pq.TransactionStatus.INERROR:
+            pg.execute("ROLLBACK TO SAVEPOINT dbquery_describe")
+        pg.execute("RELEASE SAVEPOINT dbquery_describe")
+
+
+def _describe(pgconn: pq.abc.PGconn, text: str) -> list[tuple[str, int]] | None:
+    """The result columns of `text`, prepared without being run; None if it does not prepare."""
+    prepared = pgconn.prepare(b"", text.encode())
+    if prepared.status != pq.ExecStatus.COMMAND_OK:
+        return None
+    described = pgconn.describe_prepared(b"")
+    if described.status != pq.ExecStatus.COMMAND_OK:
+        return None
+    return [
+        ((described.fname(i) or b"?column?").decode(), described.ftype(i))
+        for i in range(described.nfields)
+    ]
 
 
 def _capped_declare(pg: psycopg.Connection, text: str, node: ast.DeclareCursorStmt) -> str:

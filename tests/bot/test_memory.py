@@ -138,6 +138,12 @@ def blocks_text(message: dict) -> str:
             ["completed", "3 rows", "were cut", "gzip-compressed CSV"],
         ),
         (
+            "huge-cells-returned-by-a-write",
+            "INSERT INTO applied (note) SELECT 'memory case' FROM generate_series(1, 3)"
+            " RETURNING id, repeat('x', 200000000) AS big",
+            ["completed", "3 rows", "were cut"],
+        ),
+        (
             "huge-cells-through-a-cursor",
             "DECLARE c CURSOR FOR SELECT repeat('x', 200000000) AS big"
             " FROM generate_series(1, 3); FETCH ALL c",

@@ -696,3 +696,32 @@ def test_tls_false_connects_in_plain_text_and_tls_true_requires_it(
     else:
         with pytest.raises(ExecutionError, match="SSL"):
             run("SELECT 1", tls=True)
+
+
+def test_returning_keeps_huge_cells_cut_on_the_server(run: Callable[..., Any]) -> None:
+    cut = ROW_BUDGET_CHARS // 2
+    result = run(
+        "UPDATE orders SET note = note WHERE id <= 2"
+        f" RETURNING id, repeat('r', {cut + 1000}) AS pad, 'short' AS small",
+        limits=ResultLimits(),
+    )
+    assert result.statements[0].affected == 2
+    rows = read_csv(result.file_path)
+    assert rows[0] == ["id", "pad", "small"]
+    assert sorted(r[0] for r in rows[1:]) == ["1", "2"]
+    assert all(r[1] == "r" * (ROW_BUDGET_CHARS // 3) + CUT_MARK for r in rows[1:])
+    assert all(r[2] == "short" for r in rows[1:])
+
+
+def test_returning_that_cannot_sit_in_a_with_runs_as_it_was(
+    run: Callable[..., Any], target_url: str
+) -> None:
+    # A WITH that itself writes may not be nested in another WITH: the statement runs unwrapped,
+    # in the same transaction, with its rows streamed as before.
+    result = run(
+        "WITH touched AS (UPDATE orders SET note = note WHERE id = 1 RETURNING id)"
+        " UPDATE orders SET note = note WHERE id = 2 RETURNING id, repeat('w', 20000) AS pad",
+    )
+    assert result.statements[0].status == "ok"
+    rows = read_csv(result.file_path)
+    assert rows == [["id", "pad"], ["2", "w" * 20000]]
