@@ -7,15 +7,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, cast, delete, func, select, update
+from sqlalchemy import Select, String, and_, cast, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from db.models import (
     AccessTokenBlacklist,
     ApprovalReminder,
+    ApprovalStep,
     OutcomeDelivery,
     QueryRequest,
     RefreshToken,
+    RequestPolicy,
     SlackMessage,
     User,
 )
@@ -274,9 +276,31 @@ def delete_expired_tokens(session: Session, now: datetime) -> int:
 def pending_for_decider(
     session: Session, *, pod_id: str | None, is_admin: bool, exclude_user: uuid_mod.UUID, limit: int
 ) -> Sequence[Any]:
+    """Pending requests this person may decide now, oldest first.
+
+    Step 1 falls to the managers of the request's pod; once step 1 of a two-step approval is
+    given, step 2 falls to the second approval's group (a pod's managers; nobody but the admins
+    when the group is the admins). Admins may decide either. Never the requester, nor whoever
+    gave step 1.
+    """
+    step_given = exists().where(ApprovalStep.request_id == QueryRequest.id)
+    given_by_me = exists().where(
+        ApprovalStep.request_id == QueryRequest.id, ApprovalStep.approver_id == exclude_user
+    )
     query = _with_people().where(
-        QueryRequest.status == "pending", QueryRequest.user_id != exclude_user
+        QueryRequest.status == "pending", QueryRequest.user_id != exclude_user, ~given_by_me
     )
     if not is_admin:
-        query = query.where(QueryRequest.pod_id == (pod_id or ""))
+        pod = pod_id or ""
+        second_group = (
+            select(RequestPolicy.second_approval_group)
+            .where(RequestPolicy.request_id == QueryRequest.id)
+            .scalar_subquery()
+        )
+        query = query.where(
+            or_(
+                and_(~step_given, QueryRequest.pod_id == pod),
+                and_(step_given, second_group == pod),
+            )
+        )
     return session.execute(query.order_by(QueryRequest.id).limit(limit)).all()

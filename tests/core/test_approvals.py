@@ -72,7 +72,10 @@ def _instances(target_db: str) -> list[dict]:
             "policies": {
                 "auto_approve": {"name": "small-reads", "kinds": ["read"],
                                  "max_estimated_rows": 10_000},
-                "second_approval": [{"name": "schema-changes", "kinds": ["ddl"]}],
+                "second_approval": [
+                    {"name": "schema-changes", "kinds": ["ddl"]},
+                    {"name": "server-functions", "kinds": ["admin"], "group": "platform"},
+                ],
                 "expire_after_h": 72,
                 "window": "Sat 22:00–Sun 04:00 Europe/Berlin",
             },
@@ -438,3 +441,24 @@ def test_after_step_one_reminders_go_to_the_second_group(portal):
 
     second = {p.email for p in portal.requests.approvers_for(request)}
     assert second == {portal.people.admin.email, "bea@example.com"}
+
+
+def test_waiting_lists_follow_the_step_each_person_may_give(portal):
+    people = portal.people
+    request = portal.submit("SELECT pg_cancel_backend(0)")
+    assert (portal.state(request).approvals_required, request.pod_id) == (2, "payments")
+
+    def waiting_for(person) -> bool:
+        return request.id in {r.id for r in portal.requests.pending_for(person, limit=100)}
+
+    # Step 1: the requester's pod's managers and the admins, not the second group.
+    assert waiting_for(people.manager) and waiting_for(people.admin)
+    assert not waiting_for(people.other_manager)
+    assert not waiting_for(people.developer)
+
+    portal.approve(request, people.manager)
+    # Step 2: the second group (pod platform) and the admins; not step 1's approver.
+    assert waiting_for(people.other_manager) and waiting_for(people.admin)
+    assert not waiting_for(people.manager)
+    assert portal.approve(request, people.other_manager) == StepOutcome(approved=True, step=2, of=2)
+    assert not waiting_for(people.other_manager) and not waiting_for(people.admin)
