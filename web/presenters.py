@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from core.analysis import Analysis
+from core.approvals import PolicyState
 from core.lifecycle import Status, why_cannot_decide, why_cannot_view
 from core.records import RequestRecord, UserRecord
 
@@ -87,6 +88,36 @@ def request_json(request: RequestRecord, *, full: bool = False) -> dict[str, Any
     else:
         body["query"] = request.query_content
     return body
+
+
+def policy_json(state: PolicyState | None) -> dict[str, Any] | None:
+    """Risk, estimate, approval steps and schedule; None for a request stored before policies."""
+    if state is None:
+        return None
+    return {
+        "risk_level": state.risk_level,
+        "risk_reasons": list(state.risk_reasons),
+        "estimate": state.estimate_summary,
+        "approvals_required": state.approvals_required,
+        "second_approval": (
+            {"policy": state.second_approval_policy, "group": state.second_approval_group}
+            if state.approvals_required > 1
+            else None
+        ),
+        "steps": [
+            {
+                "step": step.step,
+                "by": step.approver_email,
+                "at": step.approved_at,
+                "policy": step.policy_name,
+            }
+            for step in state.steps
+        ],
+        "run_after": state.run_after,
+        "not_before": state.not_before,
+        "expires_at": state.expires_at,
+        "rerun_of": state.rerun_of_uuid,
+    }
 
 
 def analysis_json(analysis: Analysis) -> dict[str, Any]:

@@ -42,12 +42,18 @@ def test_submit_decide_and_read_a_request_with_its_timeline(served):
 
     again = dev.get(f"/api/v1/requests/{created['id'][:8]}")
     assert again.json()["status"] == "approved"
+    policy = again.json()["policy"]
+    assert policy["approvals_required"] == 1 and policy["second_approval"] is None
+    assert policy["risk_level"] in (None, "low", "medium", "high", "critical")
 
 
 def test_writes_need_a_confirmation_to_be_approved(served):
     dev = sign_in(served, served.people.developer.email)
     manager = sign_in(served, served.people.manager.email)
     created = submit(dev, "UPDATE orders SET status = 'x' WHERE id = 1")
+    waiting = manager.get("/api/v1/approvals").json()["requests"]
+    [listed] = [r for r in waiting if r["id"] == created["id"]]
+    assert listed["policy"]["approvals_required"] == 1
     refused = manager.post(f"/api/v1/requests/{created['id']}/approve", json={"confirm": False})
     assert refused.status_code == 422
     assert refused.json()["error"]["field"] == "confirm"

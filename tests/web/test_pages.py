@@ -109,7 +109,8 @@ def test_rejecting_on_the_page_records_the_reason_and_clone_copies(served_pg):
     )
     request_path = made.headers["location"]
     manager = browser_session(served_pg, served_pg.people.manager.email)
-    assert "SELECT 5" in manager.get("/approvals").text
+    waiting = manager.get("/approvals").text
+    assert "SELECT 5" in waiting and 'id="policy"' in waiting and "Risk" in waiting
     rejected = manager.post(f"{request_path}/reject", data=form(manager, reason="use the replica"))
     assert rejected.status_code == 303
     page = dev.get(request_path)
@@ -170,3 +171,45 @@ def test_sign_in_never_redirects_off_site(served_pg):
         assert answer.headers["location"] == "/requests"
         client.cookies.clear()
         client.get("/signin")
+
+
+def test_the_policy_part_shows_risk_steps_and_schedule():
+    import uuid as uuid_mod
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from fastapi.templating import Jinja2Templates
+
+    from core.approvals import PolicyState, StepRecord
+    from web.pages.render import when
+    from web.surface import HERE
+
+    env = Jinja2Templates(directory=str(HERE / "templates")).env
+    env.filters["when"] = when
+    at = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    state = PolicyState(
+        risk_level="high",
+        risk_reasons=("schema change", "<script>alert(1)</script>"),
+        estimate_summary="full scan of `orders` (1.2M rows)",
+        approvals_required=2,
+        second_approval_policy="schema-changes",
+        second_approval_group="platform",
+        run_after=None,
+        not_before=None,
+        expires_at=at,
+        rerun_of=None,
+        steps=(StepRecord(1, uuid_mod.uuid4(), "maya@example.com", at, None),),
+    )
+    html = env.get_template("_policy.html").render(state=state, r=SimpleNamespace(status="pending"))
+    text = " ".join(html.split())
+    assert "Risk: high" in text and "full scan of `orders` (1.2M rows)" in text
+    assert "&lt;script&gt;" in html and "<script>" not in html
+    assert "Step 1 of 2</strong> approved by maya@example.com" in text
+    assert "step 2 of 2</strong> needs an admin or a manager of pod platform" in text
+    assert "Rejected automatically" in text
+    unknown = env.get_template("_policy.html").render(
+        state=PolicyState(None, (), None, 1, None, None, None, None, None, None, ()),
+        r=SimpleNamespace(status="pending"),
+    )
+    assert "not known yet" in unknown and "Step 1" not in unknown
+    assert env.get_template("_policy.html").render(state=None, r=None).strip() == ""

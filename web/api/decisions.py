@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from web import actions
 from web.auth import CurrentUser
-from web.presenters import request_json
+from web.presenters import policy_json, request_json
 from web.surface import surface
 
 router = APIRouter(tags=["decisions"])
@@ -24,8 +24,10 @@ class RejectIn(BaseModel):
 
 @router.get("/approvals")
 def pending_for_me(user: CurrentUser, request: Request) -> dict:
-    pending = surface(request).core.requests.pending_for(user, limit=100)
-    return {"requests": [request_json(r) for r in pending]}
+    requests = surface(request).core.requests
+    pending = requests.pending_for(user, limit=100)
+    states = requests.policy_states(pending)
+    return {"requests": [{**request_json(r), "policy": policy_json(states[r.id])} for r in pending]}
 
 
 @router.post("/requests/{request_id}/approve")

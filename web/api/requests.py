@@ -16,7 +16,7 @@ from core.history import Filters
 from core.requests import Submission
 from web import actions
 from web.auth import CurrentUser
-from web.presenters import analysis_json, request_json
+from web.presenters import analysis_json, policy_json, request_json
 from web.responses import FastJSONResponse
 from web.surface import surface
 
@@ -143,7 +143,12 @@ async def list_requests(
 
 @router.get("/{request_id}")
 def get_request(request_id: str, user: CurrentUser, request: Request) -> dict:
-    return request_json(actions.visible_request(surface(request), user, request_id), full=True)
+    web = surface(request)
+    record = actions.visible_request(web, user, request_id)
+    return {
+        **request_json(record, full=True),
+        "policy": policy_json(web.core.requests.policy_state(record)),
+    }
 
 
 @router.get("/{request_id}/result")

@@ -17,5 +17,6 @@ router = APIRouter()
 def approvals(request: Request, user: CurrentUser) -> Response:
     web = surface(request)
     pending = web.core.requests.pending_for(user, limit=100)
-    items = [(r, actions.analysis_of(web, r)) for r in pending]
+    states = web.core.requests.policy_states(pending)
+    items = [(r, actions.analysis_of(web, r), states[r.id]) for r in pending]
     return page(request, "approvals.html", user, items=items)

@@ -137,6 +137,7 @@ def request_detail(
         user,
         r=record,
         analysis=actions.analysis_of(web, record),
+        state=web.core.requests.policy_state(record),
         steps=timeline(record),
         result=record.result_summary(),
         has_file=web.history.result_file(record) is not None,
