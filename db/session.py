@@ -44,17 +44,15 @@ def make_engine(url: str, *, ping_after_idle_s: float | None = None, **kwargs) -
     options = " ".join(filter(None, [parsed.query.get("options"), "-c TimeZone=UTC"]))
     parsed = parsed.update_query_dict({"options": options})
     # A bounded connect: an unreachable portal fails a health probe or a command in seconds.
+    pool = {"pool_size": 10, "max_overflow": 10, "pool_timeout": 10}
     engine = create_engine(
         parsed,
-        pool_size=10,
-        max_overflow=10,
-        pool_timeout=10,
         # prepare_threshold=None: psycopg never prepares a statement, so PostgreSQL plans each
         # run for its own values. A prepared listing could fall back to one generic plan for
         # every filter, where the best plan depends on them (walk the newest rows for a common
         # status; use a trigram index for a rare word).
         connect_args={"connect_timeout": PORTAL_CONNECT_TIMEOUT_S, "prepare_threshold": None},
-        **kwargs,
+        **{**pool, **kwargs},
     )
     _ping_after_idle(engine, PING_AFTER_IDLE_S if ping_after_idle_s is None else ping_after_idle_s)
     return engine

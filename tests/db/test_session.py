@@ -88,3 +88,25 @@ def test_a_connection_used_moments_ago_is_not_pinged(pg_admin_url, pg_database):
         _backend_pid(engine)  # no ping: the request in hand fails ...
     assert _backend_pid(engine) != dead  # ... and the pool starts afresh
     engine.dispose()
+
+
+def test_a_single_read_leaves_no_autocommit_behind_on_the_pooled_connection(pg_database):
+    from sqlalchemy import text
+
+    from tests.conftest import pg_url_for
+
+    engine = make_engine(pg_url_for(pg_database), pool_size=1, max_overflow=0)
+    sessions = make_session_factory(engine)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE single_reads (x int)"))
+    with sessions.reading() as connection:
+        assert connection.connection.driver_connection.autocommit  # no BEGIN, no ROLLBACK
+    try:
+        with sessions.begin() as session:  # the same pooled connection, transactional again
+            session.execute(text("INSERT INTO single_reads VALUES (1)"))
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+    with sessions() as session:
+        assert session.scalar(text("SELECT count(*) FROM single_reads")) == 0
+    engine.dispose()
