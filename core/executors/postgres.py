@@ -13,9 +13,10 @@ said and whatever the credentials may do:
 - Memory: no statement's result is fetched whole. SELECTs are exported with COPY ... TO
   STDOUT (the server writes the CSV, one line per message) through a wrapper that cuts very
   long cells on the server, so no single message can be huge; a DECLAREd cursor gets the same
-  wrapper, and so do INSERT, UPDATE, DELETE and MERGE ... RETURNING (as the body of a WITH);
-  every other row-returning statement (FETCH, EXPLAIN, SHOW, ...) streams one row at a
-  time. The result file stops at the row cap and the byte cap.
+  wrapper, and so do INSERT, UPDATE, DELETE and MERGE ... RETURNING (as the body of a WITH)
+  and a PREPAREd statement of either kind (prepared again, wrapped, for its EXECUTEs); every
+  row-returning statement but COPY's streams one row at a time. The result file stops at the
+  row cap and the byte cap.
 - Cells arrive as PostgreSQL's own text, on both paths, so no value is parsed into a Python
   object only to be formatted back into text.
 """
@@ -416,6 +417,10 @@ def _run_statement(
     if isinstance(node, ast.DeclareCursorStmt) and _declarable(node.query):
         pg.execute(_capped_declare(pg, step.text, node))
         return None
+    if isinstance(node, ast.PrepareStmt):
+        pg.execute(step.text)
+        _cap_prepared(pg, step.text, node)
+        return None
     if _returns_rows(node):
         text = _capped_fetch(node, conn.max_rows) or step.text
         if isinstance(node, _DML):
@@ -624,18 +629,90 @@ def _capped_returning(pg: psycopg.Connection, text: str) -> str:
         pg.execute("RELEASE SAVEPOINT dbquery_describe")
 
 
-def _describe(pgconn: pq.abc.PGconn, text: str) -> list[tuple[str, int]] | None:
-    """The result columns of `text`, prepared without being run; None if it does not prepare."""
-    prepared = pgconn.prepare(b"", text.encode())
-    if prepared.status != pq.ExecStatus.COMMAND_OK:
-        return None
-    described = pgconn.describe_prepared(b"")
+def _cap_prepared(pg: psycopg.Connection, text: str, node: ast.PrepareStmt) -> None:
+    """Prepare again, with long cells cut on the server, a statement PREPARE just made.
+
+    An EXECUTE can be neither a subquery nor the body of a WITH, so its rows are bounded where
+    they are defined: a SELECT goes behind the cutting wrapper a SELECT's export uses, and an
+    INSERT/UPDATE/DELETE/MERGE ... RETURNING into the cutting WITH. The parameters keep the
+    types PostgreSQL gave them, and the columns their names. The wrapped statement is first
+    prepared under a name of dbquery's own, inside a savepoint: one PostgreSQL refuses leaves
+    the request's statement as it was.
+    """
+    query = node.query
+    if _declarable(query) and not query.lockingClause:
+        shape = "select"
+    elif isinstance(query, _DML) and _returns_rows(query):
+        shape = "returning"
+    else:
+        return
+    name = _quote_ident(node.name)
+    described = _described_prepared(pg.pgconn, node.name)
+    cut, exprs = _cut_columns(described or [])
+    body = _prepared_body(text)
+    if not described or not cut or body is None:
+        return
+    aliases = ", ".join(f"c{i}" for i in range(1, len(described) + 1))
+    if shape == "select":
+        wrapped = (
+            f"SELECT {exprs} FROM (SELECT * FROM (\n{body}\n) AS dbquery_inner OFFSET 0)"
+            f" AS dbquery_result({aliases})"
+        )
+    else:
+        wrapped = (
+            f"WITH dbquery_changed({aliases}) AS (\n{body}\n) SELECT {exprs} FROM dbquery_changed"
+        )
+    with pg.cursor() as cursor:
+        cursor.execute(
+            "SELECT t::text FROM pg_prepared_statements, unnest(parameter_types)"
+            " WITH ORDINALITY AS p(t, i) WHERE name = %s ORDER BY i",
+            [node.name],
+        )
+        types = [row[0] for row in cursor.fetchall()]
+    params = f"({', '.join(types)})" if types else ""
+    trial = "dbquery_capped_trial"
+    pg.execute("SAVEPOINT dbquery_prepare")
+    try:
+        pg.execute(f"PREPARE {trial}{params} AS {wrapped}")
+    except psycopg.Error:
+        pg.execute("ROLLBACK TO SAVEPOINT dbquery_prepare")
+        return
+    finally:
+        pg.execute("RELEASE SAVEPOINT dbquery_prepare")
+    pg.execute(f"DEALLOCATE {trial}")
+    pg.execute(f"DEALLOCATE {name}")
+    pg.execute(f"PREPARE {name}{params} AS {wrapped}")
+
+
+def _prepared_body(text: str) -> str | None:
+    """The statement of PREPARE name [(types)] AS statement, as written."""
+    depth = 0
+    for token in list(parser.scan(text))[2:]:
+        if token.name == "ASCII_40":
+            depth += 1
+        elif token.name == "ASCII_41":
+            depth -= 1
+        elif depth == 0 and token.name == "AS":
+            return text[token.end + 1 :]
+    return None
+
+
+def _described_prepared(pgconn: pq.abc.PGconn, name: str) -> list[tuple[str, int]] | None:
+    described = pgconn.describe_prepared(name.encode())
     if described.status != pq.ExecStatus.COMMAND_OK:
         return None
     return [
         ((described.fname(i) or b"?column?").decode(), described.ftype(i))
         for i in range(described.nfields)
     ]
+
+
+def _describe(pgconn: pq.abc.PGconn, text: str) -> list[tuple[str, int]] | None:
+    """The result columns of `text`, prepared without being run; None if it does not prepare."""
+    prepared = pgconn.prepare(b"", text.encode())
+    if prepared.status != pq.ExecStatus.COMMAND_OK:
+        return None
+    return _described_prepared(pgconn, "")
 
 
 def _capped_declare(pg: psycopg.Connection, text: str, node: ast.DeclareCursorStmt) -> str:

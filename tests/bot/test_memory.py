@@ -144,6 +144,12 @@ def blocks_text(message: dict) -> str:
             ["completed", "3 rows", "were cut"],
         ),
         (
+            "huge-cells-of-a-prepared-statement",
+            "PREPARE big AS SELECT repeat('x', 200000000) AS big FROM generate_series(1, 3);"
+            " EXECUTE big",
+            ["completed", "3 rows", "were cut"],
+        ),
+        (
             "huge-cells-through-a-cursor",
             "DECLARE c CURSOR FOR SELECT repeat('x', 200000000) AS big"
             " FROM generate_series(1, 3); FETCH ALL c",

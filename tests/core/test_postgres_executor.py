@@ -725,3 +725,36 @@ def test_returning_that_cannot_sit_in_a_with_runs_as_it_was(
     assert result.statements[0].status == "ok"
     rows = read_csv(result.file_path)
     assert rows == [["id", "pad"], ["2", "w" * 20000]]
+
+
+def test_execute_of_a_prepared_statement_keeps_huge_cells_cut(run: Callable[..., Any]) -> None:
+    cut = ROW_BUDGET_CHARS // 2
+    result = run(
+        f"PREPARE big (int) AS SELECT repeat('x', {cut} + $1) AS pad, $1 AS n;\n"
+        "EXECUTE big(1000);\nEXECUTE big(7);",
+        submission_type="script",
+    )
+    assert [s.status for s in result.statements] == ["ok", "ok", "ok"]
+    assert read_csv(result.file_path) == [["pad", "n"], ["x" * cut + CUT_MARK, "7"]]
+
+
+def test_execute_of_a_prepared_write_keeps_returned_cells_cut(run: Callable[..., Any]) -> None:
+    cut = ROW_BUDGET_CHARS // 2
+    result = run(
+        "PREPARE touch AS UPDATE orders SET note = note WHERE id = $1"
+        f" RETURNING id, repeat('r', {cut + 1000}) AS pad;\nEXECUTE touch(2);",
+        submission_type="script",
+    )
+    assert read_csv(result.file_path) == [["id", "pad"], ["2", "r" * cut + CUT_MARK]]
+
+
+def test_a_prepared_statement_with_short_rows_is_left_as_written(
+    run: Callable[..., Any], target_url: str
+) -> None:
+    result = run(
+        "PREPARE small (text) AS SELECT $1 || '!' AS shout, 2 AS two;\nEXECUTE small('hi');",
+        submission_type="script",
+    )
+    assert read_csv(result.file_path) == [["shout", "two"], ["hi!", "2"]]
+    with psycopg.connect(target_url) as conn:  # each request has a session of its own
+        assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
