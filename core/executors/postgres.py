@@ -568,12 +568,27 @@ def _capped_select(pg: psycopg.Connection, text: str) -> tuple[list[str], int, s
     cut, exprs = _cut_columns(description)
     if not cut:
         return columns, 0, f"SELECT * FROM (\n{text}\n) AS dbquery_result"
-    aliases = ", ".join(f"c{i}" for i in range(1, len(description) + 1))
-    query = (
-        f"SELECT {exprs} FROM (SELECT * FROM (\n{text}\n) AS dbquery_inner OFFSET 0)"
-        f" AS dbquery_result({aliases})"
+    return columns, cut, _cut_select(text, exprs, len(description))
+
+
+def _aliases(count: int) -> str:
+    return ", ".join(f"c{i}" for i in range(1, count + 1))
+
+
+def _cut_select(query: str, exprs: str, count: int) -> str:
+    """`query` (a SELECT of `count` columns) behind the cutting expressions of _cut_columns."""
+    return (
+        f"SELECT {exprs} FROM (SELECT * FROM (\n{query}\n) AS dbquery_inner OFFSET 0)"
+        f" AS dbquery_result({_aliases(count)})"
     )
-    return columns, cut, query
+
+
+def _cut_returning(statement: str, exprs: str, count: int) -> str:
+    """`statement` (a write RETURNING `count` columns) as the body of a WITH that cuts them."""
+    return (
+        f"WITH dbquery_changed({_aliases(count)}) AS (\n{statement}\n)"
+        f" SELECT {exprs} FROM dbquery_changed"
+    )
 
 
 def _cut_columns(description: list[tuple[str, int]]) -> tuple[int, str]:
@@ -618,10 +633,7 @@ def _capped_returning(pg: psycopg.Connection, text: str) -> str:
         cut, exprs = _cut_columns(described)
         if not cut:
             return text
-        aliases = ", ".join(f"c{i}" for i in range(1, len(described) + 1))
-        wrapped = (
-            f"WITH dbquery_changed({aliases}) AS (\n{text}\n) SELECT {exprs} FROM dbquery_changed"
-        )
+        wrapped = _cut_returning(text, exprs, len(described))
         return wrapped if _describe(pgconn, wrapped) is not None else text
     finally:
         if pgconn.transaction_status == pq.TransactionStatus.INERROR:
@@ -652,16 +664,8 @@ def _cap_prepared(pg: psycopg.Connection, text: str, node: ast.PrepareStmt) -> N
     body = _prepared_body(text)
     if not described or not cut or body is None:
         return
-    aliases = ", ".join(f"c{i}" for i in range(1, len(described) + 1))
-    if shape == "select":
-        wrapped = (
-            f"SELECT {exprs} FROM (SELECT * FROM (\n{body}\n) AS dbquery_inner OFFSET 0)"
-            f" AS dbquery_result({aliases})"
-        )
-    else:
-        wrapped = (
-            f"WITH dbquery_changed({aliases}) AS (\n{body}\n) SELECT {exprs} FROM dbquery_changed"
-        )
+    wrap = _cut_select if shape == "select" else _cut_returning
+    wrapped = wrap(body, exprs, len(described))
     with pg.cursor() as cursor:
         cursor.execute(
             "SELECT t::text FROM pg_prepared_statements, unnest(parameter_types)"
