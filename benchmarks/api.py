@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 import re
 import statistics
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,9 +43,9 @@ import uvloop
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.measure import peak_rss_mb  # noqa: E402
+from benchmarks.measure import create_database, drop_database, peak_rss_mb  # noqa: E402
+from benchmarks.measure import pg_url as url_for  # noqa: E402
 
-PG_URL = os.environ.get("DBQUERY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUESTS = 100_000
 PEOPLE = 200
 PODS = 10
@@ -61,13 +59,6 @@ WORDS = (
     "refund audit invoice churn fraud backfill migration report customer ledger payout discount"
     " shipping tax export cleanup"
 ).split()
-
-
-def url_for(database: str, driver: str = "") -> str:
-    base, _, _ = PG_URL.rpartition("/")
-    if driver:
-        base = base.replace("postgresql://", f"postgresql+{driver}://", 1)
-    return f"{base}/{database}"
 
 
 def catalogue():
@@ -261,9 +252,7 @@ def runs(get: Get, count: int = RUNS) -> tuple[float, float, float]:
 
 
 def main() -> int:
-    name = f"dbq_bench_api_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    name = create_database("dbq_bench_api")
     portal_url = url_for(name, "psycopg")
     process = None
     try:
@@ -370,8 +359,7 @@ def main() -> int:
         if process is not None:
             process.kill()
             process.join()
-        with psycopg.connect(PG_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(name)
 
 
 def alone_p50(get: Get) -> float:

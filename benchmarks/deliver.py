@@ -18,7 +18,6 @@ Goals: <= 1.3 x psql's time, serve's peak RSS <= 150 MB.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -33,12 +32,18 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.measure import peak_rss_mb  # noqa: E402
+from benchmarks.measure import (  # noqa: E402
+    create_database,
+    drop_database,
+    peak_rss_mb,
+    reset_peak_rss,
+    rss_mb,
+)
+from benchmarks.measure import pg_url as url_for  # noqa: E402
 from tests.bot.conftest import BOT_TOKEN, SlackSender, query_form  # noqa: E402
 from tests.bot.fakeslack import FakeSlack  # noqa: E402
 from tests.bot.serve_process import Served, prepare_portal, serve_env, start_serve  # noqa: E402
 
-PG_URL = os.environ.get("DBQUERY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 ROWS = 1_000_000
 RUNS = 3
 RATIO_GOAL = 1.3
@@ -49,15 +54,8 @@ ANN = ("ann@example.com", "developer", "U0ANN")
 MO = ("mo@example.com", "manager", "U0MO")
 
 
-def url_for(database: str) -> str:
-    base, _, _ = PG_URL.rpartition("/")
-    return f"{base}/{database}"
-
-
-def create_database() -> str:
-    name = f"dbq_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+def create_items_database() -> str:
+    name = create_database()
     with psycopg.connect(url_for(name), autocommit=True) as conn:
         conn.execute(
             "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL,"
@@ -74,11 +72,6 @@ def create_database() -> str:
     return name
 
 
-def drop_database(name: str) -> None:
-    with psycopg.connect(PG_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def time_psql(database: str, out_dir: Path) -> tuple[float, int]:
     target = out_dir / "psql.csv"
     command = f"\\copy ({QUERY}) TO '{target}' CSV HEADER"
@@ -88,13 +81,6 @@ def time_psql(database: str, out_dir: Path) -> tuple[float, int]:
     size = target.stat().st_size
     target.unlink()
     return seconds, size
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"VmRSS not found in /proc/{pid}/status")
 
 
 def start_bot(workdir: Path, fake: FakeSlack, database: str) -> Served:
@@ -190,7 +176,7 @@ def warm_up(served: Served, fake: FakeSlack, database: str) -> None:
 
 def main() -> None:
     print(f"creating a {ROWS:,}-row table ...", flush=True)
-    database = create_database()
+    database = create_items_database()
     fake = FakeSlack(bot_token=BOT_TOKEN).start()
     served = None
     try:
@@ -221,11 +207,6 @@ def main() -> None:
             served.stop()
         fake.stop()
         drop_database(database)
-
-
-def reset_peak_rss(pid: int) -> None:
-    """Start VmHWM afresh (Linux's clear_refs), so the peak read later is the deliveries'."""
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def report(

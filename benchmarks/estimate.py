@@ -15,11 +15,9 @@ submit waits for it.
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import psycopg
@@ -27,11 +25,11 @@ import psycopg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.measure import peak_rss_mb  # noqa: E402
+from benchmarks.measure import create_database, drop_database, peak_rss_mb  # noqa: E402
+from benchmarks.measure import pg_url as url_for  # noqa: E402
 from core.estimates import estimate  # noqa: E402
 from core.executors.base import Connection  # noqa: E402
 
-PG_URL = os.environ.get("DBQUERY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 ROWS = 200_000
 RUNS = 21
 RATIO_GOAL = 3.0
@@ -41,11 +39,6 @@ QUERIES = (
     "UPDATE orders SET total = 0 WHERE status = 'stale'",
     "SELECT o.status, count(*) FROM orders o JOIN orders p ON p.id = o.id + 1 GROUP BY o.status",
 )
-
-
-def url_for(database: str) -> str:
-    base, _, _ = PG_URL.rpartition("/")
-    return f"{base}/{database}"
 
 
 def baseline(conn: Connection) -> None:
@@ -62,9 +55,7 @@ def timed_ms(call, *args) -> float:
 
 
 def main() -> int:
-    name = f"dbq_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    name = create_database()
     try:
         with psycopg.connect(url_for(name), autocommit=True) as setup:
             setup.execute("CREATE TABLE orders (id int PRIMARY KEY, status text, total numeric)")
@@ -98,8 +89,7 @@ def main() -> int:
         print(f"peak RSS {peak_rss_mb():.0f} MB; goal met: {ok}")
         return 0 if ok else 1
     finally:
-        with psycopg.connect(PG_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(name)
 
 
 if __name__ == "__main__":

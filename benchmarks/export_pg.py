@@ -16,7 +16,6 @@ Goals: executor time <= 1.5 x psql's (plain file), peak RSS flat and < 150 MB.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,6 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-PG_URL = os.environ.get("DBQUERY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TABLE_ROWS = 1_000_000
 SIZES = (100_000, 1_000_000)
 RUNS = 3
@@ -37,7 +35,8 @@ RSS_GOAL_MB = 150
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.measure import peak_rss_mb  # noqa: E402
+from benchmarks.measure import create_database, drop_database, peak_rss_mb  # noqa: E402
+from benchmarks.measure import pg_url as url_for  # noqa: E402
 
 # label, submission type, whether the file is compressed past the default threshold
 VARIANTS = (
@@ -47,19 +46,12 @@ VARIANTS = (
 )
 
 
-def url_for(database: str) -> str:
-    base, _, _ = PG_URL.rpartition("/")
-    return f"{base}/{database}"
-
-
 def select_sql(rows: int) -> str:
     return f"SELECT id, name, created_at, amount FROM items ORDER BY id LIMIT {rows}"
 
 
-def create_database() -> str:
-    name = f"dbq_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+def create_items_database() -> str:
+    name = create_database()
     with psycopg.connect(url_for(name), autocommit=True) as conn:
         conn.execute(
             "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL,"
@@ -73,11 +65,6 @@ def create_database() -> str:
         )
         conn.execute("VACUUM ANALYZE items")
     return name
-
-
-def drop_database(name: str) -> None:
-    with psycopg.connect(PG_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def time_psql(database: str, rows: int, out_dir: Path) -> float:
@@ -151,7 +138,7 @@ def child(database: str, rows: int, out_dir: Path, mode: str) -> None:
 
 def main() -> None:
     print(f"creating a {TABLE_ROWS:,}-row table ...", flush=True)
-    database = create_database()
+    database = create_items_database()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             out_dir = Path(tmp)
