@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import operator
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
@@ -314,26 +315,19 @@ def _visible(query, scope: _Scope):
 
 @lru_cache(maxsize=512)
 def _listing_statement(scope: _Scope, paged: bool, oldest_first: bool):
+    """The page query: newest first (or oldest), after the cursor's (created_at, id) if paged."""
     query = _visible(_with_people(), scope)
-    at, request_id = bindparam("after_at"), bindparam("after_id")
-    if oldest_first:
-        if paged:
-            query = query.where(
-                or_(
-                    QueryRequest.created_at > at,
-                    and_(QueryRequest.created_at == at, QueryRequest.id > request_id),
-                )
+    after = operator.gt if oldest_first else operator.lt
+    if paged:
+        at, request_id = bindparam("after_at"), bindparam("after_id")
+        query = query.where(
+            or_(
+                after(QueryRequest.created_at, at),
+                and_(QueryRequest.created_at == at, after(QueryRequest.id, request_id)),
             )
-        order = (QueryRequest.created_at.asc(), QueryRequest.id.asc())
-    else:
-        if paged:
-            query = query.where(
-                or_(
-                    QueryRequest.created_at < at,
-                    and_(QueryRequest.created_at == at, QueryRequest.id < request_id),
-                )
-            )
-        order = (QueryRequest.created_at.desc(), QueryRequest.id.desc())
+        )
+    columns = (QueryRequest.created_at, QueryRequest.id)
+    order = [c.asc() if oldest_first else c.desc() for c in columns]
     return query.order_by(*order).limit(bindparam("limit"))
 
 
