@@ -63,6 +63,12 @@ class Assessment:
     estimate: Estimate
 
 
+def who_gives_step_two(group: str | None) -> str:
+    """'an admin', or 'an admin or a manager of pod <group>'."""
+    group = group or ADMINS_GROUP
+    return "an admin" if group == ADMINS_GROUP else f"an admin or a manager of pod {group}"
+
+
 @dataclass(frozen=True)
 class PolicyState:
     """What the surfaces show of a request beyond its row: risk, estimate, steps, schedule."""
@@ -79,6 +85,16 @@ class PolicyState:
     rerun_of: int | None
     steps: tuple[StepRecord, ...]
     rerun_of_uuid: uuid_mod.UUID | None = None
+
+    @property
+    def approvals_given(self) -> tuple[StepRecord, ...]:
+        """The steps people gave (not a policy), in order."""
+        return tuple(step for step in self.steps if step.approver_id is not None)
+
+    @property
+    def second_approver(self) -> str:
+        """Who may give step 2, in words."""
+        return who_gives_step_two(self.second_approval_group)
 
     @property
     def auto_approved_by(self) -> str | None:
@@ -346,10 +362,9 @@ class ApprovalPolicies:
             return
         if group != ADMINS_GROUP and decider.role == Role.MANAGER and decider.pod_id == group:
             return
-        whom = "an admin" if group == ADMINS_GROUP else f"an admin or a manager of pod {group}"
         raise NotAllowed(
             f"Step 1 was approved by {first}; you can't give the second approval: "
-            f"policy {state.second_approval_policy} needs {whom}."
+            f"policy {state.second_approval_policy} needs {who_gives_step_two(group)}."
         )
 
     def second_approvers(self, session: Session, request: RequestRecord) -> list[UserRecord]:

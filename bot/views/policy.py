@@ -56,9 +56,7 @@ def steps_text(state: PolicyState | None, request: RequestRecord) -> str | None:
     """'Step 1 of 2 approved by maya@… — needs a second approval from admins (schema-changes)'."""
     if state is None or state.approvals_required < 2:
         return None
-    done = [step for step in state.steps if step.approver_id is not None]
-    group = state.second_approval_group or "admins"
-    whom = "an admin" if group == "admins" else f"an admin or a manager of pod {group}"
+    done = state.approvals_given
     policy = fit_escaped(state.second_approval_policy or "", 80)
     if not done:
         return f":busts_in_silhouette: *Step 1 of 2* · policy {policy} needs two approvals"
@@ -68,7 +66,7 @@ def steps_text(state: PolicyState | None, request: RequestRecord) -> str | None:
         f" {slack_time(first.approved_at)}"
     )
     if request.status == Status.PENDING:
-        line += f" · *step 2 of 2* needs {whom} (policy {policy})"
+        line += f" · *step 2 of 2* needs {state.second_approver} (policy {policy})"
     elif len(done) > 1:
         line += f" · step 2 of 2 by {fit_escaped(done[1].approver_email, 120)}"
     return line
