@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -648,7 +649,7 @@ def _cap_prepared(pg: psycopg.Connection, text: str, node: ast.PrepareStmt) -> N
     they are defined: a SELECT goes behind the cutting wrapper a SELECT's export uses, and an
     INSERT/UPDATE/DELETE/MERGE ... RETURNING into the cutting WITH. The parameters keep the
     types PostgreSQL gave them, and the columns their names. The wrapped statement is first
-    prepared under a name of dbquery's own, inside a savepoint: one PostgreSQL refuses leaves
+    prepared under a random name of dbquery's own, inside a savepoint: one PostgreSQL refuses leaves
     the request's statement as it was.
     """
     query = node.query
@@ -674,7 +675,9 @@ def _cap_prepared(pg: psycopg.Connection, text: str, node: ast.PrepareStmt) -> N
         )
         types = [row[0] for row in cursor.fetchall()]
     params = f"({', '.join(types)})" if types else ""
-    trial = "dbquery_capped_trial"
+    # A name nobody could have taken: a statement the request prepared under a name of
+    # dbquery's own would otherwise make the trial fail, and leave its rows uncut.
+    trial = f"dbquery_trial_{secrets.token_hex(8)}"
     pg.execute("SAVEPOINT dbquery_prepare")
     try:
         pg.execute(f"PREPARE {trial}{params} AS {wrapped}")

@@ -758,3 +758,17 @@ def test_a_prepared_statement_with_short_rows_is_left_as_written(
     assert read_csv(result.file_path) == [["shout", "two"], ["hi!", "2"]]
     with psycopg.connect(target_url) as conn:  # each request has a session of its own
         assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
+
+
+def test_a_statement_named_like_dbquerys_own_does_not_lift_the_cut(
+    run: Callable[..., Any],
+) -> None:
+    # Taking the name dbquery prepares its wrapped statement under first must not make the
+    # wrapping fail, and with it the cut.
+    cut = ROW_BUDGET_CHARS  # one column has the whole row's budget
+    result = run(
+        "PREPARE dbquery_capped_trial AS SELECT 1;\n"
+        f"PREPARE big AS SELECT repeat('x', {cut + 1000}) AS pad;\nEXECUTE big;",
+        submission_type="script",
+    )
+    assert read_csv(result.file_path) == [["pad"], ["x" * cut + CUT_MARK]]
