@@ -37,6 +37,7 @@ import psycopg
 import psycopg.postgres
 from pglast import ast, parser
 from pglast.enums import FetchDirection
+from pglast.stream import RawStream
 from psycopg import pq
 from psycopg.adapt import AdaptersMap
 from psycopg.types.string import TextLoader
@@ -425,7 +426,7 @@ def _run_statement(
     if _returns_rows(node):
         text = _capped_fetch(node, conn.max_rows) or step.text
         if isinstance(node, _DML):
-            text = _capped_returning(pg, text)
+            text = _capped_returning(pg, text, node)
         rows = _with_writer(job, result, lambda w: _stream_rows(pg, text, w, conn.max_rows))
         if rows is not None and isinstance(node, _DML):
             outcome.affected = rows.seen  # RETURNING returns every row the statement changed
@@ -584,12 +585,22 @@ def _cut_select(query: str, exprs: str, count: int) -> str:
     )
 
 
-def _cut_returning(statement: str, exprs: str, count: int) -> str:
-    """`statement` (a write RETURNING `count` columns) as the body of a WITH that cuts them."""
-    return (
-        f"WITH dbquery_changed({_aliases(count)}) AS (\n{statement}\n)"
-        f" SELECT {exprs} FROM dbquery_changed"
-    )
+def _cut_returning(statement: str, exprs: str, count: int, node: ast.Node) -> str:
+    """`statement` (`node`, a write RETURNING `count` columns) as the body of a WITH that cuts
+    them.
+
+    PostgreSQL takes a WITH that writes only at the top, so a WITH of the write's own comes
+    first (the statement is then written out from its parse tree), and the cutting query is
+    named so that none of its names can be taken already.
+    """
+    changed = f"dbquery_changed_{secrets.token_hex(8)}"
+    head = "WITH"
+    own = getattr(node, "withClause", None)
+    if own is not None:
+        head = f"WITH {RawStream()(own)},"  # RECURSIVE, if it is, included
+        fields = {slot: getattr(node, slot) for slot in node.__slots__ if slot != "withClause"}
+        statement = RawStream()(type(node)(**fields))
+    return f"{head} {changed}({_aliases(count)}) AS (\n{statement}\n) SELECT {exprs} FROM {changed}"
 
 
 def _cut_columns(description: list[tuple[str, int]]) -> tuple[int, str]:
@@ -617,13 +628,13 @@ def _cut_columns(description: list[tuple[str, int]]) -> tuple[int, str]:
     return cut, ", ".join(exprs)
 
 
-def _capped_returning(pg: psycopg.Connection, text: str) -> str:
+def _capped_returning(pg: psycopg.Connection, text: str, node: ast.Node) -> str:
     """INSERT/UPDATE/DELETE/MERGE ... RETURNING with long cells cut on the server.
 
     The statement becomes the body of a WITH whose rows are cut as a SELECT's are, so no
     returned row arrives whole past the row budget. Its columns are learned by preparing it
     (which runs none of it), inside a savepoint: a statement PostgreSQL will not take inside a
-    WITH (a WITH of its own that writes, a table with DO INSTEAD rules) runs as it was.
+    WITH (a write on a table with DO INSTEAD rules) runs as it was.
     """
     pgconn = pg.pgconn
     pg.execute("SAVEPOINT dbquery_describe")
@@ -634,7 +645,7 @@ def _capped_returning(pg: psycopg.Connection, text: str) -> str:
         cut, exprs = _cut_columns(described)
         if not cut:
             return text
-        wrapped = _cut_returning(text, exprs, len(described))
+        wrapped = _cut_returning(text, exprs, len(described), node)
         return wrapped if _describe(pgconn, wrapped) is not None else text
     finally:
         if pgconn.transaction_status == pq.TransactionStatus.INERROR:
@@ -665,8 +676,10 @@ def _cap_prepared(pg: psycopg.Connection, text: str, node: ast.PrepareStmt) -> N
     body = _prepared_body(text)
     if not described or not cut or body is None:
         return
-    wrap = _cut_select if shape == "select" else _cut_returning
-    wrapped = wrap(body, exprs, len(described))
+    if shape == "select":
+        wrapped = _cut_select(body, exprs, len(described))
+    else:
+        wrapped = _cut_returning(body, exprs, len(described), query)
     with pg.cursor() as cursor:
         cursor.execute(
             "SELECT t::text FROM pg_prepared_statements, unnest(parameter_types)"
